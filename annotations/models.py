@@ -1,0 +1,236 @@
+"""Tracks, the labels people give them, the model's predictions and the model versions that made them."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator
+from django.db import models
+from django.db.models import Q
+
+from ml.keys import Key
+
+KEY_INDEX_VALIDATORS = [MinValueValidator(0), MaxValueValidator(23)]
+
+
+class Track(models.Model):
+    class Status(models.TextChoices):
+        PENDING = "pending", "Waiting for analysis"
+        PROCESSING = "processing", "Being analysed"
+        READY = "ready", "Analysed"
+        FAILED = "failed", "Failed"
+
+    class Split(models.TextChoices):
+        POOL = "pool", "Pool (training)"
+        TEST = "test", "Test (held out)"
+
+    audio = models.FileField(upload_to="audio/", max_length=500)
+    original_filename = models.CharField(max_length=500)
+    content_hash = models.CharField(max_length=64, unique=True, help_text="SHA-256 of the audio file")
+    size_bytes = models.BigIntegerField()
+    audio_format = models.CharField(max_length=16)
+    title = models.CharField(max_length=300, blank=True)
+    artist = models.CharField(max_length=300, blank=True)
+    duration_s = models.FloatField()
+    sample_rate = models.PositiveIntegerField()
+    channels = models.PositiveSmallIntegerField()
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
+    error = models.TextField(blank=True, help_text="Why analysis failed, in words a person can act on")
+    analysis_attempts = models.PositiveSmallIntegerField(default=0)
+    analysis_started_at = models.DateTimeField(null=True, blank=True)
+    split = models.CharField(max_length=8, choices=Split.choices, default=Split.POOL)
+    tuning_cents = models.FloatField(null=True, blank=True, help_text="Estimated offset from A440")
+    # Consensus, kept here so the queue and exports are single-table reads.
+    consensus_label = models.CharField(max_length=16, blank=True)  # "key" or a no-key label; "" = none yet
+    consensus_key = models.PositiveSmallIntegerField(null=True, blank=True, validators=KEY_INDEX_VALIDATORS)
+    consensus_at = models.DateTimeField(null=True, blank=True)
+    needs_review = models.BooleanField(default=False)
+    annotation_count = models.PositiveIntegerField(default=0)
+    # Queue: priority comes from the active model's prediction (higher = serve sooner).
+    priority = models.FloatField(default=0.0)
+    lease_user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    lease_expires_at = models.DateTimeField(null=True, blank=True)
+    imported_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["id"]
+        indexes = [
+            # The next-track query: unlabeled, analysed tracks of a split, best priority first.
+            models.Index(
+                fields=["split", "-priority", "id"],
+                name="track_queue_idx",
+                condition=Q(consensus_label="", status="ready", needs_review=False),
+            ),
+            models.Index(fields=["consensus_label", "split"], name="track_labeled_idx"),
+        ]
+
+    def __str__(self) -> str:
+        return self.title or self.original_filename
+
+    @property
+    def consensus(self) -> Key | None:
+        return Key.from_index(self.consensus_key) if self.consensus_key is not None else None
+
+
+class Annotation(models.Model):
+    class Label(models.TextChoices):
+        KEY = "key", "A key"
+        AMBIGUOUS = "ambiguous", "Ambiguous"
+        NO_KEY = "no_key", "No key (atonal / percussive)"
+        MODULATING = "modulating", "Modulating"
+
+    class Source(models.TextChoices):
+        ANNOTATOR = "annotator", "Annotator"
+        REVIEW = "review", "Reviewer decision"
+        IMPORT = "import", "Imported label"
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="annotations")
+    annotator = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="annotations"
+    )
+    label = models.CharField(max_length=16, choices=Label.choices)
+    key_index = models.PositiveSmallIntegerField(null=True, blank=True, validators=KEY_INDEX_VALIDATORS)
+    tuning_cents = models.FloatField(
+        null=True, blank=True, validators=[MinValueValidator(-50), MaxValueValidator(50)]
+    )
+    time_spent_s = models.FloatField(null=True, blank=True, validators=[MinValueValidator(0)])
+    notes = models.TextField(blank=True)
+    source = models.CharField(max_length=16, choices=Source.choices, default=Source.ANNOTATOR)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+
+    class Meta:
+        ordering = ["id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=(Q(label="key") & Q(key_index__isnull=False))
+                | (~Q(label="key") & Q(key_index__isnull=True)),
+                name="annotation_key_iff_label_key",
+            ),
+            # One opinion per person per track (an annotator corrects by undo + resubmit).
+            models.UniqueConstraint(
+                fields=["track", "annotator"],
+                condition=Q(source="annotator"),
+                name="annotation_one_per_annotator",
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.track_id}: {self.display}"
+
+    @property
+    def key(self) -> Key | None:
+        return Key.from_index(self.key_index) if self.key_index is not None else None
+
+    @property
+    def display(self) -> str:
+        return self.key.mir_eval if self.key else self.get_label_display()
+
+
+class Skip(models.Model):
+    """An annotator passed on a track; recorded so the queue doesn't serve it to them again soon."""
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="skips")
+    annotator = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="+")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        indexes = [models.Index(fields=["annotator", "track"])]
+
+    def __str__(self) -> str:
+        return f"track {self.track_id} skipped by {self.annotator_id}"
+
+
+class ModelVersion(models.Model):
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        TRAINING = "training", "Training"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    name = models.CharField(max_length=100)
+    backbone = models.CharField(max_length=40)
+    hyperparameters = models.JSONField(default=dict, blank=True)
+    weights_path = models.CharField(max_length=500, blank=True)
+    metrics = models.JSONField(default=dict, blank=True)
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    error = models.TextField(blank=True)
+    n_training_labels = models.PositiveIntegerField(default=0)
+    n_test_labels = models.PositiveIntegerField(default=0)
+    is_active = models.BooleanField(default=False)
+    is_default = models.BooleanField(default=False, help_text="The head shipped with KeyWeb")
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    trained_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["is_active"], condition=Q(is_active=True), name="one_active_model"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.backbone})"
+
+    @property
+    def weighted_score(self) -> float | None:
+        return self.metrics.get("weighted") if self.metrics else None
+
+
+class Prediction(models.Model):
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="predictions")
+    model_version = models.ForeignKey(ModelVersion, on_delete=models.CASCADE, related_name="predictions")
+    probabilities = models.JSONField(help_text="24 probabilities in Key.index order")
+    key_index = models.PositiveSmallIntegerField(validators=KEY_INDEX_VALIDATORS)
+    confidence = models.FloatField()
+    entropy = models.FloatField()
+    margin = models.FloatField(help_text="p(best) - p(second)")
+    uncertainty = models.FloatField(help_text="Score of the strategy in use when predicted")
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(fields=["track", "model_version"], name="prediction_unique_per_version"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.track_id} @ {self.model_version_id}: {self.key.mir_eval}"
+
+    @property
+    def key(self) -> Key:
+        return Key.from_index(self.key_index)
+
+    def top(self, k: int = 3) -> list[tuple[Key, float]]:
+        ranked = sorted(range(24), key=lambda i: -self.probabilities[i])[:k]
+        return [(Key.from_index(i), float(self.probabilities[i])) for i in ranked]
+
+
+class Embedding(models.Model):
+    """Window embeddings of one track by one backbone, stored as a .npy file under the embedding dir."""
+
+    track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="embeddings")
+    backbone = models.CharField(max_length=40)
+    # 0 = the audio as is; ±1..6 = pitch-shifted copies, cached for training heads on non-cyclic backbones.
+    semitones = models.SmallIntegerField(default=0)
+    path = models.CharField(max_length=500)
+    n_windows = models.PositiveIntegerField()
+    dim = models.PositiveIntegerField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["track", "backbone", "semitones"], name="embedding_unique_per_backbone"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"track {self.track_id} · {self.backbone} · {self.semitones:+d}"

@@ -1,0 +1,53 @@
+"""Celery tasks: thin shells that take ids, guard against double work and call annotations.pipeline."""
+
+from __future__ import annotations
+
+import logging
+
+from celery import shared_task
+
+logger = logging.getLogger(__name__)
+
+
+@shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=30)
+def embed_tracks_task(self, track_ids: list[int]) -> list[int]:
+    """Decode and embed tracks (queue `gpu`), then queue their prediction. Idempotent."""
+    from .pipeline import TransientPipelineError, tracks_embed
+
+    try:
+        embedded = tracks_embed(track_ids=track_ids)
+    except TransientPipelineError as error:
+        raise self.retry(exc=error) from error
+    if embedded:
+        predict_tracks_task.delay(embedded)
+    return embedded
+
+
+@shared_task(acks_late=True)
+def predict_tracks_task(track_ids: list[int], model_version_id: int | None = None) -> int:
+    """Predict with the active (or given) model version from stored embeddings. Idempotent."""
+    from .pipeline import tracks_predict
+
+    return tracks_predict(track_ids=track_ids, model_version_id=model_version_id)
+
+
+@shared_task
+def leases_expire_task() -> int:
+    """Return tracks whose lease ran out to the queue (beat, every minute)."""
+    from .services import leases_expire
+
+    return leases_expire()
+
+
+@shared_task
+def analysis_sweep_task() -> int:
+    """Re-queue tracks whose analysis never started or stalled, and predict analysed tracks that the
+    active model has not seen (e.g. after the broker was down at import time). Beat, every 5 minutes."""
+    from .pipeline import tracks_needing_work
+
+    to_embed, to_predict = tracks_needing_work()
+    for start in range(0, len(to_embed), 32):
+        embed_tracks_task.delay(to_embed[start : start + 32])
+    for start in range(0, len(to_predict), 256):
+        predict_tracks_task.delay(to_predict[start : start + 256])
+    return len(to_embed) + len(to_predict)

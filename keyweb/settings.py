@@ -1,0 +1,230 @@
+"""KeyWeb settings: everything configurable is read from the environment here, and only here."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import dj_database_url
+from django.core.exceptions import ImproperlyConfigured
+
+BASE_DIR = Path(__file__).resolve().parent.parent
+
+
+def env_str(name: str, default: str | None = None) -> str | None:
+    value = os.environ.get(name)
+    return value if value not in (None, "") else default
+
+
+def env_bool(name: str, default: bool) -> bool:
+    value = env_str(name)
+    if value is None:
+        return default
+    if value.lower() in ("1", "true", "yes", "on"):
+        return True
+    if value.lower() in ("0", "false", "no", "off"):
+        return False
+    raise ImproperlyConfigured(f"{name}={value!r} is not a boolean (use true/false)")
+
+
+def env_number(name: str, default: float, cast=float):
+    value = env_str(name)
+    if value is None:
+        return default
+    try:
+        return cast(value)
+    except ValueError as error:
+        raise ImproperlyConfigured(f"{name}={value!r} is not a number") from error
+
+
+# "development" is the embedded demo mode (SQLite, bundled Redis, demo users); "production" refuses to
+# start without the secrets it needs.
+KEYWEB_ENV = env_str("KEYWEB_ENV", "development")
+if KEYWEB_ENV not in ("development", "production", "test"):
+    raise ImproperlyConfigured(f"KEYWEB_ENV must be development, production or test, not {KEYWEB_ENV!r}")
+PRODUCTION = KEYWEB_ENV == "production"
+
+SECRET_KEY = env_str("DJANGO_SECRET_KEY")
+if SECRET_KEY is None:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DJANGO_SECRET_KEY must be set when KEYWEB_ENV=production")
+    SECRET_KEY = "keyweb-development-only-not-a-secret"  # noqa: S105 - never used in production
+
+DEBUG = env_bool("DJANGO_DEBUG", default=not PRODUCTION)
+ALLOWED_HOSTS = [h.strip() for h in (env_str("DJANGO_ALLOWED_HOSTS") or "").split(",") if h.strip()]
+if not ALLOWED_HOSTS:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DJANGO_ALLOWED_HOSTS must be set when KEYWEB_ENV=production")
+    ALLOWED_HOSTS = ["127.0.0.1", "localhost", "[::1]", "testserver"]
+CSRF_TRUSTED_ORIGINS = [o for o in (env_str("DJANGO_CSRF_TRUSTED_ORIGINS") or "").split(",") if o]
+
+VAR_DIR = Path(env_str("KEYWEB_VAR_DIR", str(BASE_DIR / "var")))
+
+INSTALLED_APPS = [
+    "django.contrib.admin",
+    "django.contrib.auth",
+    "django.contrib.contenttypes",
+    "django.contrib.sessions",
+    "django.contrib.messages",
+    "whitenoise.runserver_nostatic",
+    "django.contrib.staticfiles",
+    "rest_framework",
+    "rest_framework.authtoken",
+    "drf_spectacular",
+    "django_celery_beat",
+    "annotations",
+]
+
+MIDDLEWARE = [
+    "django.middleware.security.SecurityMiddleware",
+    "whitenoise.middleware.WhiteNoiseMiddleware",
+    "django.contrib.sessions.middleware.SessionMiddleware",
+    "django.middleware.common.CommonMiddleware",
+    "django.middleware.csrf.CsrfViewMiddleware",
+    "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django.contrib.messages.middleware.MessageMiddleware",
+    "django.middleware.clickjacking.XFrameOptionsMiddleware",
+]
+
+ROOT_URLCONF = "keyweb.urls"
+TEMPLATES = [
+    {
+        "BACKEND": "django.template.backends.django.DjangoTemplates",
+        "DIRS": [BASE_DIR / "templates"],
+        "APP_DIRS": True,
+        "OPTIONS": {
+            "context_processors": [
+                "django.template.context_processors.request",
+                "django.contrib.auth.context_processors.auth",
+                "django.contrib.messages.context_processors.messages",
+            ],
+        },
+    },
+]
+WSGI_APPLICATION = "keyweb.wsgi.application"
+
+# --- database: SQLite by default, PostgreSQL (or anything dj-database-url reads) via DATABASE_URL ------
+DATABASE_URL = env_str("DATABASE_URL")
+if DATABASE_URL:
+    DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
+else:
+    if PRODUCTION:
+        raise ImproperlyConfigured("DATABASE_URL must be set when KEYWEB_ENV=production")
+    VAR_DIR.mkdir(parents=True, exist_ok=True)
+    DATABASES = {
+        "default": {
+            "ENGINE": "django.db.backends.sqlite3",
+            "NAME": env_str("KEYWEB_SQLITE_PATH", str(VAR_DIR / "keyweb.sqlite3")),
+            # Web, worker and beat write at once: WAL and immediate transactions avoid "database is locked".
+            "OPTIONS": {
+                "timeout": 30,
+                "transaction_mode": "IMMEDIATE",
+                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+            },
+        }
+    }
+if KEYWEB_ENV == "test" and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    # A file, not memory, so a real Celery worker process can open the same test database.
+    DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
+DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
+
+AUTH_PASSWORD_VALIDATORS = [
+    {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
+    {"NAME": "django.contrib.auth.password_validation.CommonPasswordValidator"},
+]
+LOGIN_URL = "login"
+LOGIN_REDIRECT_URL = "annotations:home"
+LOGOUT_REDIRECT_URL = "login"
+
+LANGUAGE_CODE = "en-us"
+TIME_ZONE = env_str("KEYWEB_TIME_ZONE", "UTC")
+USE_I18N = True
+USE_TZ = True
+
+STATIC_URL = "static/"
+STATIC_ROOT = Path(env_str("KEYWEB_STATIC_ROOT", str(VAR_DIR / "static")))
+STATICFILES_DIRS = [BASE_DIR / "templates" / "static"]
+STORAGES = {
+    "default": {"BACKEND": "django.core.files.storage.FileSystemStorage"},
+    "staticfiles": {
+        "BACKEND": (
+            "whitenoise.storage.CompressedManifestStaticFilesStorage"
+            if PRODUCTION
+            else "django.contrib.staticfiles.storage.StaticFilesStorage"
+        )
+    },
+}
+MEDIA_URL = "media/"
+MEDIA_ROOT = Path(env_str("KEYWEB_MEDIA_ROOT", str(VAR_DIR / "media")))
+
+# Uploads stream to disk; KEYWEB_MAX_UPLOAD_MB is enforced while the body arrives (annotations.uploads).
+FILE_UPLOAD_HANDLERS = [
+    "annotations.uploads.SizeLimitedUploadHandler",
+]
+FILE_UPLOAD_MAX_MEMORY_SIZE = 0
+DATA_UPLOAD_MAX_NUMBER_FILES = 500
+
+# --- KeyWeb behaviour -------------------------------------------------------------------------------
+KEYWEB = {
+    "MAX_UPLOAD_BYTES": int(env_number("KEYWEB_MAX_UPLOAD_MB", 200) * 1024 * 1024),
+    "MAX_DURATION_S": env_number("KEYWEB_MAX_DURATION_S", 20 * 60),
+    "MODEL_DIR": Path(env_str("KEYWEB_MODEL_DIR", str(VAR_DIR / "models"))),
+    "EMBEDDING_DIR": Path(env_str("KEYWEB_EMBEDDING_DIR", str(MEDIA_ROOT / "embeddings"))),
+    "MYNA_CHECKPOINT": env_str("MYNA_CHECKPOINT"),
+    "BACKBONE": env_str("KEYWEB_BACKBONE"),  # None: pitch_class, or myna_vertical when MYNA_CHECKPOINT is set
+    "QUEUE_STRATEGY": env_str("KEYWEB_QUEUE_STRATEGY", "entropy"),
+    "ANNOTATIONS_REQUIRED": int(env_number("KEYWEB_ANNOTATIONS_REQUIRED", 1, int)),
+    "LEASE_SECONDS": int(env_number("KEYWEB_LEASE_SECONDS", 600, int)),
+    "TEST_FRACTION": env_number("KEYWEB_TEST_FRACTION", 0.2),
+    "RETRAIN_MIN_NEW_LABELS": int(env_number("KEYWEB_RETRAIN_MIN_NEW_LABELS", 20, int)),
+    "RETRAIN_CHECK_SECONDS": int(env_number("KEYWEB_RETRAIN_CHECK_SECONDS", 300, int)),
+    "ACTIVATION_TOLERANCE": env_number("KEYWEB_ACTIVATION_TOLERANCE", 0.01),
+    "TRAINING_TIME_BUDGET_S": env_number("KEYWEB_TRAINING_TIME_BUDGET_S", 120),
+    "DEMO_MODE": env_bool("KEYWEB_DEMO", default=False),
+}
+
+# --- Celery ----------------------------------------------------------------------------------------
+REDIS_URL = env_str("REDIS_URL", "redis://127.0.0.1:6390/0")
+if PRODUCTION and not env_str("REDIS_URL"):
+    raise ImproperlyConfigured("REDIS_URL must be set when KEYWEB_ENV=production")
+CELERY_BROKER_URL = REDIS_URL
+CELERY_RESULT_BACKEND = REDIS_URL
+CELERY_TASK_DEFAULT_QUEUE = "default"
+CELERY_TASK_ROUTES = {
+    "annotations.tasks.embed_tracks_task": {"queue": "gpu"},
+    "annotations.tasks.train_model_task": {"queue": "gpu"},
+}
+CELERY_TASK_ACKS_LATE = False  # only idempotent tasks opt in, per task
+CELERY_TASK_REJECT_ON_WORKER_LOST = True
+CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+CELERY_TASK_TRACK_STARTED = True
+CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
+CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
+CELERY_TIMEZONE = TIME_ZONE
+
+# --- REST framework --------------------------------------------------------------------------------
+REST_FRAMEWORK = {
+    "DEFAULT_AUTHENTICATION_CLASSES": [
+        "rest_framework.authentication.TokenAuthentication",
+        "rest_framework.authentication.SessionAuthentication",
+    ],
+    "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
+    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "PAGE_SIZE": 50,
+    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+}
+SPECTACULAR_SETTINGS = {"TITLE": "KeyWeb API", "VERSION": "1.0.0"}
+
+LOGGING = {
+    "version": 1,
+    "disable_existing_loggers": False,
+    "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
+    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    "root": {"handlers": ["console"], "level": env_str("KEYWEB_LOG_LEVEL", "INFO")},
+    "loggers": {"django.db.backends": {"level": "WARNING"}},
+}
+
+if PRODUCTION:
+    SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")
