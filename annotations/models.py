@@ -162,6 +162,8 @@ class ModelVersion(models.Model):
     n_training_labels = models.PositiveIntegerField(default=0)
     n_test_labels = models.PositiveIntegerField(default=0)
     is_active = models.BooleanField(default=False)
+    # True while queued or training; the partial unique constraint lets only one training exist at a time.
+    in_progress = models.BooleanField(null=True, blank=True, default=None)
     is_default = models.BooleanField(default=False, help_text="The head shipped with KeyWeb")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
@@ -183,6 +185,16 @@ class ModelVersion(models.Model):
     @property
     def weighted_score(self) -> float | None:
         return self.metrics.get("weighted") if self.metrics else None
+
+
+class QueueSettings(models.Model):
+    """Run-time labeling settings an admin changes from the dashboard (one row; env gives the defaults)."""
+
+    strategy = models.CharField(max_length=20, blank=True, help_text="blank = KEYWEB_QUEUE_STRATEGY")
+    updated_at = models.DateTimeField(auto_now=True)
+
+    def __str__(self) -> str:
+        return f"queue strategy {self.strategy or '(default)'}"
 
 
 class Prediction(models.Model):

@@ -1,11 +1,13 @@
-"""Worker-side analysis: embeddings and predictions. Imported only inside Celery tasks and commands;
-it pulls in torch through ml/, which web request paths must never do."""
+"""Worker-side analysis: embeddings, predictions and training. Imported only inside Celery tasks and
+commands; it pulls in torch through ml/, which web request paths must never do."""
 
 from __future__ import annotations
 
 import logging
 import os
 import tempfile
+import time
+from collections.abc import Iterable
 from datetime import timedelta
 from pathlib import Path
 
@@ -22,6 +24,7 @@ logger = logging.getLogger(__name__)
 
 MAX_ANALYSIS_ATTEMPTS = 3
 STALE_CLAIM = timedelta(minutes=30)
+AUGMENT_SEMITONES = tuple(s for s in range(-6, 7) if s)
 
 
 class TransientPipelineError(RuntimeError):
@@ -32,6 +35,12 @@ def backbone_name_configured() -> str:
     from ml.backbones import default_backbone_name
 
     return settings.KEYWEB["BACKBONE"] or default_backbone_name()
+
+
+def torch_device() -> str:
+    import torch
+
+    return "cuda" if torch.cuda.is_available() else "cpu"
 
 
 def embedding_path(track: Track, backbone: str, semitones: int = 0) -> Path:
@@ -53,7 +62,14 @@ def npy_write_atomic(path: Path, array: np.ndarray) -> None:
     os.replace(temporary, path)
 
 
-def _claim(tracks: list[Track]) -> list[Track]:
+def audio_path(track: Track) -> Path:
+    return Path(settings.MEDIA_ROOT) / track.audio.name
+
+
+# --- embedding ----------------------------------------------------------------------------------------
+
+
+def _claim(tracks: Iterable[Track]) -> list[Track]:
     """PENDING (or a claim gone stale) → PROCESSING in one conditional UPDATE per track, so a duplicated
     task running at the same time finds nothing left to claim. Tracks out of attempts are failed."""
     now = timezone.now()
@@ -80,80 +96,102 @@ def _fail(track: Track, reason: str) -> None:
     Track.objects.filter(pk=track.pk).update(status=Track.Status.FAILED, error=reason[:2000])
 
 
-def tracks_embed(*, track_ids: list[int], backbone_name: str | None = None) -> list[int]:
-    """Embed the given tracks once per backbone; returns the ids that now have embeddings.
-
-    A track whose audio can't be decoded is marked FAILED with the reason and never retried.
-    """
-    from ml.audio import AudioDecodeError, load_audio
-    from ml.backbones import get_backbone
-
-    backbone_name = backbone_name or backbone_name_configured()
-    ready = set(
-        Embedding.objects.filter(track_id__in=track_ids, backbone=backbone_name, semitones=0).values_list(
-            "track_id", flat=True
-        )
-    )
-    todo = [
-        t
-        for t in Track.objects.filter(id__in=track_ids).exclude(id__in=ready)
-        if t.status != Track.Status.FAILED
-    ]
-    if not todo:
-        return sorted(ready)
-    claimed = _claim(todo)
-    if not claimed:
-        return sorted(ready)
-    backbone = get_backbone(backbone_name)
-    decoded: list[tuple[Track, np.ndarray]] = []
-    for track in claimed:
-        try:
-            audio = load_audio(Path(settings.MEDIA_ROOT) / track.audio.name)
-        except AudioDecodeError as error:
-            _fail(track, str(error))
-            continue
-        except FileNotFoundError:
-            _fail(track, "the audio file is missing from the media folder; re-import it")
-            continue
-        decoded.append((track, audio))
-
-    try:
-        _embed_and_store(decoded, backbone, backbone_name, ready)
-    except (OSError, DatabaseError) as error:
-        unfinished = [track.pk for track, _ in decoded if track.pk not in ready]
-        Track.objects.filter(id__in=unfinished).update(status=Track.Status.PENDING)
-        raise TransientPipelineError(f"embedding interrupted: {error}") from error
-    return sorted(ready)
-
-
-def _embed_and_store(decoded: list[tuple[Track, np.ndarray]], backbone, backbone_name: str, ready: set[int]):
+def embeddings_ensure(
+    tracks: list[Track], *, backbone, backbone_name: str, semitones: Iterable[int] = (0,)
+) -> tuple[dict[tuple[int, int], Embedding], dict[int, str]]:
+    """Compute the (track, semitones) embeddings that don't exist yet, write each .npy atomically and
+    record it. Returns ({(track id, semitones): Embedding}, {track id: decode error})."""
+    from ml.audio import AudioDecodeError, load_audio, pitch_shift
     from ml.backbones.pitchclass import estimate_tuning_cents
 
-    embeddings = backbone.window_embeddings_batch([audio for _, audio in decoded])
-    for (track, audio), window_embeddings in zip(decoded, embeddings, strict=True):
-        path = embedding_path(track, backbone_name)
-        npy_write_atomic(path, window_embeddings.astype(np.float32))
-        with transaction.atomic():
-            Embedding.objects.update_or_create(
+    semitones = tuple(semitones)
+    stored = {
+        (e.track_id, e.semitones): e
+        for e in Embedding.objects.filter(track__in=tracks, backbone=backbone_name, semitones__in=semitones)
+    }
+    failures: dict[int, str] = {}
+    for track in tracks:
+        missing = [
+            s
+            for s in semitones
+            if (track.pk, s) not in stored or not Path(stored[(track.pk, s)].path).is_file()
+        ]
+        if not missing:
+            continue
+        try:
+            audio = load_audio(audio_path(track))
+        except AudioDecodeError as error:
+            failures[track.pk] = str(error)
+            continue
+        except FileNotFoundError:
+            failures[track.pk] = "the audio file is missing from the media folder; re-import it"
+            continue
+        versions = [audio if s == 0 else pitch_shift(audio, s) for s in missing]
+        for shift, window_embeddings in zip(missing, backbone.window_embeddings_batch(versions), strict=True):
+            path = embedding_path(track, backbone_name, shift)
+            npy_write_atomic(path, np.asarray(window_embeddings, dtype=np.float32))
+            embedding, _ = Embedding.objects.update_or_create(
                 track=track,
                 backbone=backbone_name,
-                semitones=0,
+                semitones=shift,
                 defaults={
                     "path": str(path),
                     "n_windows": len(window_embeddings),
                     "dim": window_embeddings.shape[1],
                 },
             )
-            Track.objects.filter(pk=track.pk).update(
-                status=Track.Status.READY, tuning_cents=float(estimate_tuning_cents(audio)), error=""
-            )
-        ready.add(track.pk)
+            stored[(track.pk, shift)] = embedding
+        if 0 in missing and track.tuning_cents is None:
+            Track.objects.filter(pk=track.pk).update(tuning_cents=float(estimate_tuning_cents(audio)))
+    return stored, failures
 
+
+def tracks_embed(*, track_ids: list[int], backbone_name: str | None = None) -> list[int]:
+    """Analyse newly imported tracks: embed once per backbone, mark them READY; returns the ids that now
+    have embeddings. A track whose audio can't be decoded is marked FAILED with the reason, never retried.
+    """
+    from ml.backbones import get_backbone
+
+    backbone_name = backbone_name or backbone_name_configured()
+    done = set(
+        Embedding.objects.filter(track_id__in=track_ids, backbone=backbone_name, semitones=0).values_list(
+            "track_id", flat=True
+        )
+    )
+    Track.objects.filter(id__in=done, status__in=[Track.Status.PENDING, Track.Status.PROCESSING]).update(
+        status=Track.Status.READY
+    )
+    claimed = _claim(
+        Track.objects.filter(
+            id__in=track_ids, status__in=[Track.Status.PENDING, Track.Status.PROCESSING]
+        ).exclude(id__in=done)
+    )
+    if not claimed:
+        return sorted(done)
+    try:
+        stored, failures = embeddings_ensure(
+            claimed, backbone=get_backbone(backbone_name), backbone_name=backbone_name
+        )
+    except (OSError, DatabaseError) as error:
+        Track.objects.filter(id__in=[t.pk for t in claimed]).update(status=Track.Status.PENDING)
+        raise TransientPipelineError(f"embedding interrupted: {error}") from error
+    for track in claimed:
+        if track.pk in failures:
+            _fail(track, failures[track.pk])
+        else:
+            done.add(track.pk)
+    Track.objects.filter(id__in=[t.pk for t in claimed if t.pk not in failures]).update(
+        status=Track.Status.READY, error=""
+    )
+    return sorted(done)
+
+
+# --- prediction ---------------------------------------------------------------------------------------
 
 _head_cache: dict[tuple[str, float], object] = {}
 
 
-def _load_head(version: ModelVersion):
+def head_load_cached(version: ModelVersion):
     from ml.heads import load_head
 
     path = Path(version.weights_path)
@@ -170,13 +208,17 @@ def tracks_predict(*, track_ids: list[int], model_version_id: int | None = None)
     """Store a Prediction per track for the model version (default: the active one) and refresh the
     queue priority. Tracks lacking an embedding for the version's backbone are sent to embedding first."""
     from ml.active import uncertainty_scores
-    from ml.heads import predict_windows
+    from ml.heads import predict_tracks
 
-    version = ModelVersion.objects.get(pk=model_version_id) if model_version_id else model_version_active()
-    if version is None:
-        logger.info("no active model version yet; %d tracks wait for one", len(track_ids))
+    version = (
+        ModelVersion.objects.filter(pk=model_version_id).first()
+        if model_version_id
+        else model_version_active()
+    )
+    if version is None or version.status != ModelVersion.Status.READY:
+        logger.info("no ready model version to predict with; %d tracks wait", len(track_ids))
         return 0
-    head = _load_head(version)
+    loaded = head_load_cached(version)
     embeddings = {
         e.track_id: e
         for e in Embedding.objects.filter(track_id__in=track_ids, backbone=version.backbone, semitones=0)
@@ -188,34 +230,31 @@ def tracks_predict(*, track_ids: list[int], model_version_id: int | None = None)
         Track.objects.filter(id__in=missing, status=Track.Status.READY).update(status=Track.Status.PENDING)
         transaction.on_commit(lambda: embed_tracks_task.delay(missing))
     tracks = {t.pk: t for t in Track.objects.filter(id__in=list(embeddings))}
-    stored = 0
-    for track_id, embedding in embeddings.items():
-        probabilities = predict_windows(head, np.load(embedding.path))
-        scores = {name: float(values[0]) for name, values in uncertainty_scores(probabilities).items()}
-        best = int(np.argmax(probabilities))
+    ids = [i for i in embeddings if i in tracks]
+    if not ids:
+        return 0
+    probabilities = predict_tracks(loaded.head, [np.load(embeddings[i].path) for i in ids])
+    scores = uncertainty_scores(probabilities)
+    for row, track_id in enumerate(ids):
+        track_scores = {name: float(values[row]) for name, values in scores.items()}
+        best = int(np.argmax(probabilities[row]))
+        priority = queue_priority_from_scores(tracks[track_id], track_scores)
         with transaction.atomic():
             Prediction.objects.update_or_create(
                 track_id=track_id,
                 model_version=version,
                 defaults={
-                    "probabilities": [round(float(p), 6) for p in probabilities],
+                    "probabilities": [round(float(p), 6) for p in probabilities[row]],
                     "key_index": best,
-                    "confidence": float(probabilities[best]),
-                    "entropy": scores["entropy"],
-                    "margin": 1.0 - scores["margin"],
-                    "uncertainty": scores[
-                        settings.KEYWEB["QUEUE_STRATEGY"]
-                        if settings.KEYWEB["QUEUE_STRATEGY"] in scores
-                        else "entropy"
-                    ],
+                    "confidence": float(probabilities[row][best]),
+                    "entropy": track_scores["entropy"],
+                    "margin": 1.0 - track_scores["margin"],
+                    "uncertainty": priority,
                 },
             )
             if version.is_active:
-                Track.objects.filter(pk=track_id).update(
-                    priority=queue_priority_from_scores(tracks[track_id], scores),
-                )
-        stored += 1
-    return stored
+                Track.objects.filter(pk=track_id).update(priority=priority)
+    return len(ids)
 
 
 def tracks_needing_work(*, grace: timedelta = timedelta(minutes=2)) -> tuple[list[int], list[int]]:
@@ -237,3 +276,146 @@ def tracks_needing_work(*, grace: timedelta = timedelta(minutes=2)) -> tuple[lis
             .values_list("id", flat=True)
         )
     return to_embed, to_predict
+
+
+# --- training -----------------------------------------------------------------------------------------
+
+
+def _training_examples(tracks: list[Track], *, backbone, backbone_name: str, shifted: bool):
+    from ml.keys import Key
+    from ml.training import TrainingExample
+
+    semitones = (0, *AUGMENT_SEMITONES) if shifted else (0,)
+    stored, failures = embeddings_ensure(
+        tracks, backbone=backbone, backbone_name=backbone_name, semitones=semitones
+    )
+    examples, kept = [], []
+    for track in tracks:
+        if track.pk in failures or (track.pk, 0) not in stored:
+            continue
+        examples.append(
+            TrainingExample(
+                window_embeddings=np.load(stored[(track.pk, 0)].path),
+                key=Key.from_index(track.consensus_key),
+                shifted={s: np.load(stored[(track.pk, s)].path) for s in AUGMENT_SEMITONES}
+                if shifted
+                else None,
+            )
+        )
+        kept.append(track)
+    return examples, kept
+
+
+def _test_metrics(head, examples) -> dict:
+    from ml.heads import predict_tracks
+    from ml.keys import Key
+    from ml.metrics import expected_calibration_error, key_metrics
+
+    if not examples:
+        return {"n": 0}
+    probabilities = predict_tracks(head, [e.window_embeddings for e in examples])
+    labels = np.array([e.key.index for e in examples])
+    metrics = key_metrics(
+        [e.key for e in examples], [Key.from_index(int(i)) for i in probabilities.argmax(axis=1)]
+    )
+    metrics["ece"] = expected_calibration_error(probabilities, labels)
+    return metrics
+
+
+def model_train(*, version_id: int) -> ModelVersion | None:
+    """Train the queued version on every consensus key label of the pool split, evaluate on the test split,
+    save the head, and activate it unless it is worse than the active version beyond the tolerance."""
+    from ml.backbones import get_backbone
+    from ml.heads import save_head
+    from ml.training import train_key_model
+
+    from .versions import model_version_activate, model_version_should_activate, training_finished
+
+    started = ModelVersion.objects.filter(pk=version_id, status=ModelVersion.Status.QUEUED).update(
+        status=ModelVersion.Status.TRAINING, progress=0.0
+    )
+    if not started:  # a duplicate delivery: the version is already training or done
+        return None
+    version = ModelVersion.objects.get(pk=version_id)
+    clock = time.monotonic()
+    last_report = [0.0]
+
+    def report(fraction: float) -> None:
+        if time.monotonic() - last_report[0] > 1.0 or fraction >= 1.0:
+            last_report[0] = time.monotonic()
+            ModelVersion.objects.filter(pk=version_id).update(progress=round(0.2 + 0.7 * fraction, 3))
+
+    try:
+        backbone = get_backbone(version.backbone)
+        shifted = not backbone.cyclic_transposition
+        labeled = Track.objects.filter(consensus_label="key").exclude(status=Track.Status.FAILED)
+        train_examples, train_tracks = _training_examples(
+            list(labeled.filter(split=Track.Split.POOL)),
+            backbone=backbone,
+            backbone_name=version.backbone,
+            shifted=shifted,
+        )
+        test_examples, _ = _training_examples(
+            list(labeled.filter(split=Track.Split.TEST)),
+            backbone=backbone,
+            backbone_name=version.backbone,
+            shifted=False,
+        )
+        ModelVersion.objects.filter(pk=version_id).update(progress=0.2)
+        if not train_examples:
+            raise ValueError(
+                "there are no labeled training tracks yet (labels with a key, in the pool split)"
+            )
+        trained = train_key_model(
+            train=train_examples,
+            backbone_name=version.backbone,
+            cyclic=backbone.cyclic_transposition,
+            time_budget_s=settings.KEYWEB["TRAINING_TIME_BUDGET_S"],
+            seed=version.pk,
+            device=torch_device(),
+            progress=report,
+        )
+        metrics = _test_metrics(trained.head, test_examples)
+        metrics["validation"] = trained.metrics_validation
+        metrics["ece_validation_before"] = trained.ece_before
+        metrics["ece_validation_after"] = trained.ece_after
+        active = model_version_active()
+        active_weighted = None
+        if active is not None and test_examples and active.backbone == version.backbone:
+            active_weighted = _test_metrics(head_load_cached(active).head, test_examples).get("weighted")
+            metrics["active_weighted_same_test"] = active_weighted
+        metrics["training_seconds"] = round(time.monotonic() - clock, 2)
+        weights = settings.KEYWEB["MODEL_DIR"] / f"model-{version.pk}-{version.backbone}.pt"
+        save_head(
+            weights, head=trained.head, config=trained.config, metrics=metrics, extra={"version": version.pk}
+        )
+        hyperparameters = {
+            **version.hyperparameters,
+            "head": trained.config.describe(),
+            "trials": trained.trials,
+        }
+        training_finished(
+            version=version,
+            status=ModelVersion.Status.READY,
+            progress=1.0,
+            metrics=metrics,
+            hyperparameters=hyperparameters,
+            weights_path=str(weights),
+            n_training_labels=len(train_tracks),
+            n_test_labels=len(test_examples),
+        )
+    except Exception as error:
+        logger.exception("training of model version %s failed", version_id)
+        training_finished(
+            version=version,
+            status=ModelVersion.Status.FAILED,
+            error=f"{error.__class__.__name__}: {error}"[:2000],
+        )
+        return ModelVersion.objects.get(pk=version_id)
+
+    version.refresh_from_db()
+    if model_version_should_activate(
+        candidate_weighted=metrics.get("weighted"), active_weighted=active_weighted
+    ):
+        model_version_activate(version=version)
+    return version

@@ -7,7 +7,7 @@ from django.db.models import QuerySet
 
 from ml.active import stable_random_score
 
-from .models import ModelVersion, Track
+from .models import ModelVersion, QueueSettings, Track
 
 
 def model_version_active() -> ModelVersion | None:
@@ -15,7 +15,8 @@ def model_version_active() -> ModelVersion | None:
 
 
 def queue_strategy_current() -> str:
-    return settings.KEYWEB["QUEUE_STRATEGY"]
+    stored = QueueSettings.objects.filter(pk=1).values_list("strategy", flat=True).first()
+    return stored or settings.KEYWEB["QUEUE_STRATEGY"]
 
 
 def queue_priority_from_scores(track: Track, scores: dict[str, float], strategy: str | None = None) -> float:
@@ -27,7 +28,9 @@ def queue_priority_from_scores(track: Track, scores: dict[str, float], strategy:
     strategy = strategy or queue_strategy_current()
     if strategy == "random":
         return stable_random_score(track.content_hash)
-    return float(scores.get(strategy, scores["entropy"]))
+    if strategy == "diverse":
+        return float(scores["entropy"])
+    return float(scores[strategy])
 
 
 def tracks_for_listing() -> QuerySet[Track]:

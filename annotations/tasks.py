@@ -51,3 +51,21 @@ def analysis_sweep_task() -> int:
     for start in range(0, len(to_predict), 256):
         predict_tracks_task.delay(to_predict[start : start + 256])
     return len(to_embed) + len(to_predict)
+
+
+@shared_task(acks_late=True)
+def train_model_task(model_version_id: int) -> str:
+    """Train a queued ModelVersion (queue `gpu`). A duplicate delivery finds it no longer QUEUED."""
+    from .pipeline import model_train
+
+    version = model_train(version_id=model_version_id)
+    return "duplicate delivery: already started" if version is None else version.status
+
+
+@shared_task
+def retrain_check_task() -> int | None:
+    """Beat: request a training when enough new labels arrived since the last one."""
+    from .versions import retrain_if_due
+
+    version = retrain_if_due()
+    return version.pk if version else None

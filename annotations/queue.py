@@ -1,0 +1,204 @@
+"""The labeling queue: serve the most informative track under a lease, take submissions, skips, undo and
+review decisions. Services (writes) in the HackSoft sense; the pages and the API call only these."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.db.models import F, Q, QuerySet
+from django.utils import timezone
+
+from ml.active import STRATEGIES
+
+from .models import Annotation, Prediction, QueueSettings, Skip, Track
+from .selectors import model_version_active, queue_strategy_current
+from .services import LabelValue, track_consensus_refresh
+
+SKIP_MEMORY = timedelta(hours=24)
+UNDO_WINDOW = timedelta(hours=1)
+
+
+class QueueError(ValueError):
+    """A request the queue refuses, with a reason the annotator can act on."""
+
+
+def _open_tracks(*, user: AbstractBaseUser, now) -> QuerySet[Track]:
+    """Analysed, unlabeled, undisputed tracks that nobody else holds and this user hasn't labeled or
+    recently skipped."""
+    return (
+        Track.objects.filter(status=Track.Status.READY, consensus_label="", needs_review=False)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_user=user))
+        .exclude(id__in=Annotation.objects.filter(annotator=user).values("track_id"))
+        .exclude(
+            id__in=Skip.objects.filter(annotator=user, created_at__gte=now - SKIP_MEMORY).values("track_id")
+        )
+    )
+
+
+def _split_to_serve() -> str:
+    """Serve held-out tracks often enough that they stay ~TEST_FRACTION of the labeled set. They are
+    drawn in hash order, not by uncertainty, so the test split stays an unbiased sample."""
+    labeled = Track.objects.exclude(consensus_label="")
+    total = labeled.count()
+    test = labeled.filter(split=Track.Split.TEST).count()
+    return Track.Split.TEST if test < settings.KEYWEB["TEST_FRACTION"] * (total + 1) else Track.Split.POOL
+
+
+@transaction.atomic
+def queue_next(*, user: AbstractBaseUser) -> Track | None:
+    """Lease and return the next track for `user`; the same track again while their lease holds."""
+    now = timezone.now()
+    lease_until = now + timedelta(seconds=settings.KEYWEB["LEASE_SECONDS"])
+    held = (
+        _open_tracks(user=user, now=now)
+        .filter(lease_user=user, lease_expires_at__gte=now)
+        .select_for_update(skip_locked=True)
+        .first()
+    )
+    if held is not None:
+        Track.objects.filter(pk=held.pk).update(lease_expires_at=lease_until)
+        return held
+    preferred = _split_to_serve()
+    for split in (preferred, Track.Split.POOL if preferred == Track.Split.TEST else Track.Split.TEST):
+        ordering = ("content_hash",) if split == Track.Split.TEST else ("-priority", "id")
+        candidate = (
+            _open_tracks(user=user, now=now)
+            .filter(split=split)
+            .order_by(*ordering)
+            .select_for_update(skip_locked=True, of=("self",))
+            .first()
+        )
+        if candidate is not None:
+            # Conditional update: if another transaction leased it meanwhile (SQLite has no row locks),
+            # nothing changes and we try the next one.
+            leased = (
+                Track.objects.filter(pk=candidate.pk)
+                .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_user=user))
+                .update(lease_user=user, lease_expires_at=lease_until)
+            )
+            if leased:
+                candidate.lease_user, candidate.lease_expires_at = user, lease_until
+                return candidate
+    return None
+
+
+@transaction.atomic
+def annotation_submit(
+    *,
+    user: AbstractBaseUser,
+    track: Track,
+    label: LabelValue,
+    tuning_cents: float | None = None,
+    time_spent_s: float | None = None,
+    notes: str = "",
+) -> Annotation:
+    """Record `user`'s label for `track`, release the lease, refresh the consensus."""
+    if tuning_cents is not None and not -50 <= tuning_cents <= 50:
+        raise QueueError("tuning offset must be between -50 and +50 cents")
+    if time_spent_s is not None and time_spent_s < 0:
+        raise QueueError("time spent cannot be negative")
+    if track.status == Track.Status.FAILED:
+        raise QueueError("this track failed analysis and cannot be labeled")
+    try:
+        with transaction.atomic():
+            annotation = Annotation.objects.create(
+                track=track,
+                annotator=user,
+                label=label.label,
+                key_index=label.key.index if label.key else None,
+                tuning_cents=tuning_cents,
+                time_spent_s=time_spent_s,
+                notes=notes[:5000],
+            )
+    except IntegrityError as error:
+        raise QueueError("you have already labeled this track; undo your label first to change it") from error
+    Track.objects.filter(pk=track.pk, lease_user=user).update(lease_user=None, lease_expires_at=None)
+    track_consensus_refresh(track=track)
+    return annotation
+
+
+@transaction.atomic
+def annotation_undo(*, user: AbstractBaseUser) -> Track | None:
+    """Withdraw `user`'s most recent label (within the undo window) and lease the track back to them."""
+    annotation = (
+        Annotation.objects.filter(
+            annotator=user, source=Annotation.Source.ANNOTATOR, created_at__gte=timezone.now() - UNDO_WINDOW
+        )
+        .select_related("track")
+        .order_by("-created_at", "-id")
+        .first()
+    )
+    if annotation is None:
+        return None
+    track = annotation.track
+    annotation.delete()
+    Track.objects.filter(pk=track.pk).update(
+        lease_user=user, lease_expires_at=timezone.now() + timedelta(seconds=settings.KEYWEB["LEASE_SECONDS"])
+    )
+    return track_consensus_refresh(track=track)
+
+
+@transaction.atomic
+def queue_skip(*, user: AbstractBaseUser, track: Track) -> Skip:
+    """Pass on a track: recorded, lease released, not served to this user again for a day."""
+    Track.objects.filter(pk=track.pk, lease_user=user).update(lease_user=None, lease_expires_at=None)
+    return Skip.objects.create(track=track, annotator=user)
+
+
+@transaction.atomic
+def review_decide(*, reviewer: AbstractBaseUser, track: Track, label: LabelValue, notes: str = "") -> Track:
+    """A reviewer's decision becomes the consensus of a disputed (or any) track."""
+    Annotation.objects.filter(track=track, source=Annotation.Source.REVIEW).delete()
+    Annotation.objects.create(
+        track=track,
+        annotator=reviewer,
+        label=label.label,
+        key_index=label.key.index if label.key else None,
+        source=Annotation.Source.REVIEW,
+        notes=notes[:5000],
+    )
+    return track_consensus_refresh(track=track)
+
+
+@transaction.atomic
+def queue_strategy_set(*, strategy: str) -> str:
+    """Switch the ordering strategy and re-rank every open track from its stored prediction."""
+    if strategy not in STRATEGIES:
+        raise QueueError(f"unknown strategy {strategy!r}; choose one of {', '.join(STRATEGIES)}")
+    settings_row, _ = QueueSettings.objects.get_or_create(pk=1)
+    settings_row.strategy = strategy
+    settings_row.save()
+    queue_priorities_refresh()
+    return strategy
+
+
+def queue_priorities_refresh() -> int:
+    """Set Track.priority from the active model's stored predictions under the current strategy (one
+    UPDATE per chunk; the diversity-aware strategy is refined by annotations.pipeline.queue_rerank_diverse)."""
+    from ml.active import stable_random_score
+
+    strategy = queue_strategy_current()
+    active = model_version_active()
+    if active is None:
+        return 0
+    expression = {
+        "entropy": F("entropy"),
+        "diverse": F("entropy"),
+        "margin": 1.0 - F("margin"),
+        "least_confidence": 1.0 - F("confidence"),
+    }.get(strategy)
+    updated = 0
+    open_tracks = Track.objects.filter(consensus_label="")
+    if strategy == "random":
+        for track_id, content_hash in open_tracks.values_list("id", "content_hash").iterator(chunk_size=5000):
+            updated += Track.objects.filter(pk=track_id).update(priority=stable_random_score(content_hash))
+        return updated
+    from django.db.models import OuterRef, Subquery
+
+    score = Prediction.objects.filter(track=OuterRef("pk"), model_version=active).annotate(score=expression)
+    return open_tracks.filter(predictions__model_version=active).update(
+        priority=Subquery(score.values("score")[:1])
+    )
