@@ -1,0 +1,40 @@
+"""The registry of embedding backbones: look one up by the name stored on models and checkpoints."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from ml.backbones.base import SAMPLE_RATE, Backbone
+
+BACKBONE_NAMES = ("pitch_class", "myna_vertical")
+CHECKPOINT_ENV = "MYNA_CHECKPOINT"
+
+__all__ = ["BACKBONE_NAMES", "SAMPLE_RATE", "Backbone", "default_backbone_name", "get_backbone"]
+
+
+def get_backbone(name: str, **options) -> Backbone:
+    """A backbone by name; options go to its constructor. Myna (and torch) is imported only when asked."""
+    if name == "pitch_class":
+        from ml.backbones.pitchclass import PitchClassBackbone
+
+        return PitchClassBackbone(**options)
+    if name == "myna_vertical":
+        checkpoint_path = options.pop("checkpoint_path", None) or os.environ.get(CHECKPOINT_ENV)
+        if not checkpoint_path:
+            raise ValueError(
+                "backbone 'myna_vertical' needs the Myna-Vertical weights: pass checkpoint_path or set "
+                f"{CHECKPOINT_ENV} to the checkpoint file (or use the 'pitch_class' backbone, which needs none)"
+            )
+        from ml.backbones.myna import MynaVerticalBackbone
+
+        return MynaVerticalBackbone(checkpoint_path=checkpoint_path, **options)
+    raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
+
+
+def default_backbone_name() -> str:
+    """'myna_vertical' when MYNA_CHECKPOINT names an existing file, else 'pitch_class'."""
+    checkpoint = os.environ.get(CHECKPOINT_ENV)
+    if checkpoint and Path(checkpoint).is_file():
+        return "myna_vertical"
+    return "pitch_class"
