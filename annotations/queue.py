@@ -172,6 +172,10 @@ def queue_strategy_set(*, strategy: str) -> str:
     settings_row.strategy = strategy
     settings_row.save()
     queue_priorities_refresh()
+    if strategy == "diverse":
+        from .tasks import queue_rerank_task
+
+        transaction.on_commit(queue_rerank_task.delay)
     return strategy
 
 

@@ -27,8 +27,12 @@ def embed_tracks_task(self, track_ids: list[int]) -> list[int]:
 def predict_tracks_task(track_ids: list[int], model_version_id: int | None = None) -> int:
     """Predict with the active (or given) model version from stored embeddings. Idempotent."""
     from .pipeline import tracks_predict
+    from .selectors import queue_strategy_current
 
-    return tracks_predict(track_ids=track_ids, model_version_id=model_version_id)
+    stored = tracks_predict(track_ids=track_ids, model_version_id=model_version_id)
+    if stored and queue_strategy_current() == "diverse":
+        queue_rerank_task.delay()
+    return stored
 
 
 @shared_task
@@ -69,3 +73,23 @@ def retrain_check_task() -> int | None:
 
     version = retrain_if_due()
     return version.pk if version else None
+
+
+@shared_task
+def queue_rerank_task() -> int:
+    """Re-rank the head of the queue for the diversity-aware strategy (after predictions, and on beat)."""
+    from .pipeline import queue_rerank_diverse
+    from .selectors import queue_strategy_current
+
+    if queue_strategy_current() != "diverse":
+        return 0
+    return len(queue_rerank_diverse())
+
+
+@shared_task(acks_late=True)
+def predict_file_task(job_id: str) -> str:
+    """Predict the key of a loose uploaded file (a PredictionJob). A duplicate delivery finds it claimed."""
+    from .api.jobs import prediction_job_run
+
+    job = prediction_job_run(job_id=job_id)
+    return "duplicate delivery: already claimed" if job is None else job.status
