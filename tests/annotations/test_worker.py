@@ -48,7 +48,11 @@ def test_worker_embeds_and_predicts_an_imported_track(celery_worker_process, goo
 
 def test_worker_marks_undecodable_audio_failed_with_the_reason(celery_worker_process, good_files):
     track = track_import(path=good_files[0]).track
-    wait_for(lambda: Track.objects.get(pk=track.pk).status != Track.Status.PENDING, timeout=60)
+    wait_for(
+        lambda: Track.objects.get(pk=track.pk).status == Track.Status.READY,
+        timeout=120,
+        message="the first analysis to finish",
+    )
     # The stored file is damaged after import (a disk problem, say): analysis must fail once, clearly.
     Path(settings.MEDIA_ROOT, track.audio.name).write_bytes(b"RIFF\x00\x00garbage" * 10)
     Embedding.objects.filter(track=track).delete()
