@@ -1,0 +1,488 @@
+"""`python -m ml`: evaluate a backbone + head on labelled CSVs, predict keys, make synthetic data, train the shipped head."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import numpy as np
+
+from ml.audio import AudioDecodeError
+from ml.keys import Key, KeyParseError
+
+ASSETS_DIR = Path(__file__).resolve().parent / "assets"
+# Exit codes: 2 = nothing was done because of something the user can fix; 1 = some input files failed.
+EXIT_USAGE = 2
+EXIT_SOME_FAILED = 1
+# Non-cyclic backbones are augmented with audio-domain shifts -6..+5: twelve distinct keys per track.
+DEFAULT_MAX_SHIFT = 6
+DEFAULT_HEAD_DIFFICULTIES = (0.0, 0.25, 0.5, 0.75)
+
+
+class UsageError(Exception):
+    """Something the user can fix; main() prints it as one line and exits 2."""
+
+
+@dataclass(frozen=True)
+class LabelledFile:
+    path: Path
+    key: Key
+    source: str  # "labels.csv row 7", for error messages
+
+
+def default_head_path(backbone_name: str) -> Path:
+    return ASSETS_DIR / f"default_head_{backbone_name}.pt"
+
+
+# --- shared steps -------------------------------------------------------------------------------------------
+
+
+def read_labels(csv_path: Path) -> list[LabelledFile]:
+    """Rows of a `path,key` CSV; relative paths are resolved against the CSV's folder."""
+    if not csv_path.is_file():
+        raise UsageError(f"{csv_path}: label file not found")
+    with csv_path.open(newline="", encoding="utf-8-sig") as stream:
+        reader = csv.DictReader(stream)
+        if not reader.fieldnames or not {"path", "key"} <= {name.strip() for name in reader.fieldnames}:
+            raise UsageError(f"{csv_path}: needs a header with the columns 'path' and 'key'")
+        files = []
+        for row in reader:
+            source = f"{csv_path} row {reader.line_num}"
+            values = {(name or "").strip(): (value or "").strip() for name, value in row.items()}
+            if not values.get("path"):
+                raise UsageError(f"{source}: the path is empty")
+            try:
+                key = Key.parse(values.get("key", ""))
+            except KeyParseError as error:
+                raise UsageError(f"{source}: {error}") from error
+            path = Path(values["path"]).expanduser()
+            path = path if path.is_absolute() else csv_path.parent / path
+            if not path.is_file():
+                raise UsageError(f"{source}: audio file {path} not found")
+            files.append(LabelledFile(path=path, key=key, source=source))
+    if not files:
+        raise UsageError(f"{csv_path}: no labelled rows")
+    return files
+
+
+def load_backbone(name: str | None):
+    from ml.backbones import default_backbone_name, get_backbone
+
+    try:
+        return get_backbone(name or default_backbone_name())
+    except (ValueError, OSError) as error:
+        raise UsageError(str(error)) from error
+
+
+def _progress_bar(total: float, description: str):
+    from tqdm import tqdm
+
+    # disable=None: a bar on a terminal, silence in logs and pipes.
+    return tqdm(total=total, desc=description, unit="track", disable=None, file=sys.stderr)
+
+
+def embed_labelled(
+    files: Sequence[LabelledFile], backbone, cache_dir: Path | None, *, shifts: Sequence[int] = ()
+):
+    """TrainingExamples for the files (with audio-domain shifts when asked), and the number of cache hits."""
+    from ml.cache import embeddings_cached_many
+    from ml.training import TrainingExample
+
+    examples, hits = [], 0
+    with _progress_bar(len(files), f"embedding ({backbone.name})") as bar:
+        for labelled in files:
+            try:
+                (embeddings,), hit = embeddings_cached_many([labelled.path], backbone, cache_dir)
+                shifted = {}
+                for semitones in shifts:
+                    (shifted[semitones],), shift_hit = embeddings_cached_many(
+                        [labelled.path], backbone, cache_dir, semitones=semitones
+                    )
+                    hit += shift_hit
+            except AudioDecodeError as error:
+                raise UsageError(f"{labelled.source}: {error}") from error
+            hits += hit
+            examples.append(
+                TrainingExample(window_embeddings=embeddings, key=labelled.key, shifted=shifted or None)
+            )
+            bar.update(1)
+    return examples, hits
+
+
+def _training_progress(description: str):
+    bar = _progress_bar(100, description)
+    bar.unit = "%"
+
+    def report(fraction: float) -> None:
+        bar.update(max(round(fraction * 100) - bar.n, 0))
+
+    return bar, report
+
+
+def evaluate_head(head, examples) -> dict:
+    """Metrics of `head` on examples: key_metrics plus ECE and NLL of its calibrated probabilities."""
+    from ml.heads import predict_tracks
+    from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+
+    probabilities = predict_tracks(head, [example.window_embeddings for example in examples])
+    labels = np.array([example.key.index for example in examples])
+    estimated = [Key.from_index(int(index)) for index in probabilities.argmax(axis=1)]
+    metrics = key_metrics([example.key for example in examples], estimated)
+    metrics["ece"] = expected_calibration_error(probabilities, labels)
+    metrics["nll"] = negative_log_likelihood(probabilities, labels)
+    return metrics
+
+
+def _without_confusion(result: dict) -> dict:
+    return {name: value for name, value in result.items() if name != "confusion"}
+
+
+def _write_json(path: Path, result: dict) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    temp = path.with_name(f".{path.name}.partial")
+    temp.write_text(json.dumps(result, indent=2) + "\n")
+    os.replace(temp, path)
+
+
+# --- evaluate -------------------------------------------------------------------------------------------------
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from ml.heads import save_head
+    from ml.training import train_key_model
+
+    train_files, test_files = read_labels(args.train), read_labels(args.test)
+    backbone = load_backbone(args.backbone)
+    cyclic = backbone.cyclic_transposition
+    shifts = [] if cyclic else [k for k in range(-args.max_shift, args.max_shift) if k]
+
+    started = time.perf_counter()
+    train, train_hits = embed_labelled(train_files, backbone, args.cache_dir, shifts=shifts)
+    test, test_hits = embed_labelled(test_files, backbone, args.cache_dir)
+    embedding_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    bar, report = _training_progress("training")
+    with bar:
+        model = train_key_model(
+            train=train,
+            backbone_name=backbone.name,
+            cyclic=cyclic,
+            time_budget_s=args.time_budget,
+            seed=args.seed,
+            device=args.device,
+            progress=report,
+        )
+    training_s = time.perf_counter() - started
+
+    started = time.perf_counter()
+    metrics = evaluate_head(model.head, test)
+    prediction_s = time.perf_counter() - started
+
+    lookups = len(train_files) * (1 + len(shifts)) + len(test_files)
+    result = {
+        **metrics,
+        "backbone": backbone.name,
+        "n_train": len(train),
+        "head": asdict(model.config),
+        "validation": {
+            "weighted": (model.metrics_validation or {}).get("weighted"),
+            "ece_before": model.ece_before,
+            "ece_after": model.ece_after,
+        },
+        "trials": len(model.trials),
+        "timing": {
+            "embedding_s": round(embedding_s, 3),
+            "training_s": round(training_s, 3),
+            "prediction_s": round(prediction_s, 3),
+        },
+        "cache": {"hits": train_hits + test_hits, "lookups": lookups},
+    }
+    if args.save_head:
+        save_head(
+            args.save_head, head=model.head, config=model.config, metrics=_without_confusion(result), extra={}
+        )
+    if args.out:
+        _write_json(args.out, result)
+    print(json.dumps(_without_confusion(result), indent=2))
+    return 0
+
+
+# --- predict --------------------------------------------------------------------------------------------------
+
+
+def _resolve_head(args: argparse.Namespace):
+    from ml.heads import load_head
+
+    if args.head:
+        loaded = load_head(args.head)
+        if args.backbone and args.backbone != loaded.config.backbone:
+            raise UsageError(
+                f"{args.head} was trained on backbone {loaded.config.backbone!r}, not {args.backbone!r}; "
+                "embeddings of different backbones cannot be mixed"
+            )
+        return loaded
+    backbone_name = args.backbone or "pitch_class"
+    path = default_head_path(backbone_name)
+    if not path.is_file():
+        raise UsageError(
+            f"no default head ships for backbone {backbone_name!r}; pass --head PATH "
+            "(e.g. one written by `python -m ml evaluate ... --save-head PATH`)"
+        )
+    return load_head(path)
+
+
+def run_predict(args: argparse.Namespace) -> int:
+    from ml.audio import load_audio
+    from ml.cache import embeddings_cached
+    from ml.heads import predict_windows
+
+    if args.top < 1:
+        raise UsageError("--top must be at least 1")
+    loaded = _resolve_head(args)
+    backbone = load_backbone(loaded.config.backbone)
+    results, failures = [], 0
+    for path in args.files:
+        try:
+            if args.cache_dir:
+                embeddings = embeddings_cached(path, backbone, args.cache_dir)
+            else:
+                embeddings = backbone.window_embeddings(load_audio(path))
+        except (AudioDecodeError, ValueError) as error:
+            failures += 1
+            print(f"error: {error}", file=sys.stderr)
+            results.append({"path": str(path), "error": str(error)})
+            continue
+        probabilities = predict_windows(loaded.head, embeddings)
+        ranked = np.argsort(probabilities)[::-1][: args.top]
+        top = [
+            {
+                "key": Key.from_index(int(i)).mir_eval,
+                "camelot": Key.from_index(int(i)).camelot,
+                "probability": round(float(probabilities[i]), 4),
+            }
+            for i in ranked
+        ]
+        results.append(
+            {
+                "path": str(path),
+                **{name: top[0][name] for name in ("key", "camelot")},
+                "confidence": top[0]["probability"],
+                "top": top,
+            }
+        )
+        if not args.json:
+            alternatives = ", ".join(f"{entry['key']} {entry['probability']:.2f}" for entry in top[1:])
+            line = f"{path}\t{top[0]['key']}\t{top[0]['camelot']}\t{top[0]['probability']:.2f}"
+            print(line + (f"\t(then {alternatives})" if alternatives else ""))
+    if args.json:
+        print(json.dumps(results, indent=2))
+    return EXIT_SOME_FAILED if failures else 0
+
+
+# --- train-default-head ---------------------------------------------------------------------------------------
+
+
+def _synthetic_split(out_dir: Path, *, n_tracks: int, seed: int, duration_range: tuple[float, float]):
+    """Equal shares of every difficulty in DEFAULT_HEAD_DIFFICULTIES, all timbres, keys spread evenly."""
+    from ml.synth import generate_dataset
+
+    files = []
+    shares = np.array_split(np.arange(n_tracks), len(DEFAULT_HEAD_DIFFICULTIES))
+    for number, (difficulty, share) in enumerate(zip(DEFAULT_HEAD_DIFFICULTIES, shares, strict=True)):
+        tracks = generate_dataset(
+            out_dir / f"difficulty_{difficulty:.2f}",
+            n_tracks=len(share),
+            seed=seed * 100 + number,
+            sample_rate=16_000,
+            duration_range=duration_range,
+            difficulty=difficulty,
+            progress=sys.stderr.isatty(),
+        )
+        files += [LabelledFile(path=t.path, key=t.spec.key, source=str(t.path)) for t in tracks]
+    return files
+
+
+def run_train_default_head(args: argparse.Namespace) -> int:
+    from ml.heads import HeadConfig, save_head
+    from ml.training import train_key_model
+
+    started = time.perf_counter()
+    backbone = load_backbone("pitch_class")
+    with tempfile.TemporaryDirectory(prefix="keyweb-default-head-") as scratch:
+        work = Path(args.work_dir or scratch)
+        durations = (args.min_duration, args.max_duration)
+        print(
+            f"rendering {args.n_tracks} training and {args.n_test} held-out tracks in {work}", file=sys.stderr
+        )
+        rendering_started = time.perf_counter()
+        train_files = _synthetic_split(
+            work / "train", n_tracks=args.n_tracks, seed=args.seed, duration_range=durations
+        )
+        test_files = _synthetic_split(
+            work / "test", n_tracks=args.n_test, seed=args.seed + 1, duration_range=durations
+        )
+        embedding_started = time.perf_counter()
+        cache_dir = work / "embeddings"
+        train, _ = embed_labelled(train_files, backbone, cache_dir)
+        test, _ = embed_labelled(test_files, backbone, cache_dir)
+    training_started = time.perf_counter()
+    # What ships must stay small (< 2 MB): the linear probe and 1×1024 MLPs only.
+    candidates = [HeadConfig(backbone=backbone.name, input_dim=backbone.embedding_dim, hidden_layers=0)] + [
+        HeadConfig(
+            backbone=backbone.name,
+            input_dim=backbone.embedding_dim,
+            hidden_dim=1024,
+            dropout=dropout,
+            learning_rate=learning_rate,
+        )
+        for learning_rate in (1e-3, 3e-4)
+        for dropout in (0.75, 0.9, 0.95, 0.99)
+    ]
+    bar, report = _training_progress("training")
+    with bar:
+        model = train_key_model(
+            train=train,
+            backbone_name=backbone.name,
+            cyclic=True,
+            time_budget_s=args.time_budget,
+            seed=args.seed,
+            device=args.device,
+            progress=report,
+            candidates=candidates,
+        )
+    held_out = evaluate_head(model.head, test)
+    finished = time.perf_counter()
+    summary = {
+        "held_out": _without_confusion(held_out),
+        "validation": {
+            "weighted": model.metrics_validation["weighted"],
+            "ece_before": model.ece_before,
+            "ece_after": model.ece_after,
+        },
+        "head": model.config.describe(),
+        "temperature": model.config.temperature,
+        "n_train": len(train),
+        "n_test": len(test),
+        "timing": {
+            "rendering_s": round(embedding_started - rendering_started, 1),
+            "embedding_s": round(training_started - embedding_started, 1),
+            "training_s": round(finished - training_started, 1),
+            "total_s": round(finished - started, 1),
+        },
+    }
+    extra = {
+        "command": "python -m ml " + shlex.join(args.argv),
+        "seed": args.seed,
+        "difficulties": list(DEFAULT_HEAD_DIFFICULTIES),
+        "duration_range_s": list(durations),
+        "trials": model.trials,
+    }
+    path = save_head(args.out, head=model.head, config=model.config, metrics=summary, extra=extra)
+    # A torch-free sidecar, so the web side (setup_keyweb) can show the shipped model's metrics.
+    sidecar = {**summary["held_out"], "evaluated_on": "synthetic held-out tracks", "head": summary["head"]}
+    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    summary["size_bytes"] = path.stat().st_size
+    summary["path"] = str(path)
+    print(json.dumps(summary, indent=2))
+    return 0
+
+
+# --- the command line -----------------------------------------------------------------------------------------
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="python -m ml", description="KeyWeb's key models from the command line."
+    )
+    commands = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+
+    evaluate = commands.add_parser("evaluate", help="train on one labelled CSV, report metrics on another")
+    evaluate.add_argument("--train", type=Path, required=True, help="CSV with columns path,key")
+    evaluate.add_argument("--test", type=Path, required=True, help="CSV with columns path,key")
+    evaluate.add_argument(
+        "--backbone", help="pitch_class or myna_vertical (default: myna_vertical if MYNA_CHECKPOINT is set)"
+    )
+    evaluate.add_argument(
+        "--time-budget", type=float, default=60.0, help="seconds for the head search (default 60)"
+    )
+    evaluate.add_argument("--seed", type=int, default=0)
+    evaluate.add_argument(
+        "--out", type=Path, help="also write the metrics (with the confusion matrix) as JSON here"
+    )
+    evaluate.add_argument("--save-head", type=Path, help="write the trained head checkpoint here")
+    evaluate.add_argument(
+        "--cache-dir",
+        type=Path,
+        help="embedding cache (default $KEYWEB_CACHE_DIR or ~/.cache/keyweb/embeddings)",
+    )
+    evaluate.add_argument(
+        "--max-shift",
+        type=int,
+        default=DEFAULT_MAX_SHIFT,
+        help="audio pitch-shift augmentation for non-cyclic backbones: -N..N-1 semitones (0 = none)",
+    )
+    evaluate.add_argument("--device", default="cpu", help="torch device for training (cpu, cuda)")
+    evaluate.set_defaults(handler=run_evaluate)
+
+    predict = commands.add_parser("predict", help="print the key of audio files")
+    predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    predict.add_argument(
+        "--head", type=Path, help="head checkpoint (default: the shipped head of the backbone)"
+    )
+    predict.add_argument("--backbone", help="backbone whose shipped head to use (default pitch_class)")
+    predict.add_argument("--top", type=int, default=3, help="also show the next K-1 keys (default 3)")
+    predict.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
+    predict.add_argument("--cache-dir", type=Path, help="cache embeddings here (default: no cache)")
+    predict.set_defaults(handler=run_predict)
+
+    commands.add_parser(
+        "synth", help="write synthetic labelled tracks (see `python -m ml synth --help`)", add_help=False
+    )
+
+    default_head = commands.add_parser(
+        "train-default-head", help="train the head shipped in ml/assets/ on synthetic music"
+    )
+    default_head.add_argument("--out", type=Path, default=default_head_path("pitch_class"))
+    default_head.add_argument("--n-tracks", type=int, default=480, help="training tracks (default 480)")
+    default_head.add_argument("--n-test", type=int, default=240, help="held-out tracks (default 240)")
+    default_head.add_argument("--min-duration", type=float, default=15.0)
+    default_head.add_argument("--max-duration", type=float, default=60.0)
+    default_head.add_argument("--seed", type=int, default=0)
+    default_head.add_argument("--time-budget", type=float, default=120.0, help="seconds for the head search")
+    default_head.add_argument(
+        "--work-dir", type=Path, help="keep the rendered tracks here (default: a temp dir)"
+    )
+    default_head.add_argument("--device", default="cpu")
+    default_head.set_defaults(handler=run_train_default_head)
+    return parser
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "synth":
+        # ml.synth owns its options; hand it everything after the subcommand.
+        from ml.synth import main as synth_main
+
+        return synth_main(argv[1:])
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    from ml.heads import HeadLoadError
+
+    try:
+        return args.handler(args)
+    except (UsageError, HeadLoadError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130

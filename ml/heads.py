@@ -1,0 +1,255 @@
+"""KeyMyna's classification heads on frozen embeddings: config, module, checkpoints, window-averaged prediction."""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch import nn
+
+from ml.keys import ALL_KEYS
+
+N_KEYS = 24
+FORMAT_VERSION = 1
+CHECKPOINT_KIND = "keyweb.key_head"
+LABELS = [key.mir_eval for key in ALL_KEYS]
+_PREDICT_CHUNK = 4096
+
+
+class HeadLoadError(RuntimeError):
+    """A head checkpoint is missing, unreadable, or was written for something this code cannot rebuild."""
+
+
+@dataclass
+class HeadConfig:
+    """Everything needed to rebuild and retrain a head; stored as a plain dict in every checkpoint."""
+
+    backbone: str
+    input_dim: int
+    hidden_layers: int = 1  # 0 = linear probe
+    hidden_dim: int = 2048
+    dropout: float = 0.9
+    temperature: float = 1.0
+    learning_rate: float = 1e-3
+    weight_decay: float = 1e-2
+    batch_size: int = 256
+    epochs: int = 60
+    # Epochs without a better validation score before training stops (when a validation slice is given).
+    patience: int = 10
+
+    def __post_init__(self) -> None:
+        if self.hidden_layers not in (0, 1, 2):
+            raise ValueError(f"hidden_layers must be 0, 1 or 2, got {self.hidden_layers}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if self.temperature <= 0:
+            raise ValueError(f"temperature must be positive, got {self.temperature}")
+        if self.input_dim < 1 or self.hidden_dim < 1:
+            raise ValueError("input_dim and hidden_dim must be positive")
+
+    def describe(self) -> str:
+        if self.hidden_layers == 0:
+            return "linear"
+        return f"{self.hidden_layers}x{self.hidden_dim} dropout {self.dropout} lr {self.learning_rate:g}"
+
+
+class KeyHead(nn.Module):
+    """Standardise → (Linear → ReLU [→ Dropout]) × hidden_layers → Linear(24). Returns logits.
+
+    As in the KeyMyna paper, dropout follows the first hidden layer only: at rates of 0.9–0.99 a second
+    dropout would leave the output layer almost nothing to read.
+    """
+
+    def __init__(self, *, config: HeadConfig) -> None:
+        super().__init__()
+        self.config = config
+        # Fitted on training embeddings so one learning rate works for every backbone's feature scale.
+        self.register_buffer("input_mean", torch.zeros(config.input_dim))
+        self.register_buffer("input_std", torch.ones(config.input_dim))
+        layers: list[nn.Module] = []
+        width = config.input_dim
+        for layer in range(config.hidden_layers):
+            layers += [nn.Linear(width, config.hidden_dim), nn.ReLU()]
+            if layer == 0:
+                layers.append(nn.Dropout(config.dropout))
+            width = config.hidden_dim
+        layers.append(nn.Linear(width, N_KEYS))
+        self.net = nn.Sequential(*layers)
+
+    def fit_standardisation(self, embeddings: np.ndarray) -> None:
+        embeddings = np.asarray(embeddings, dtype=np.float64)
+        mean = embeddings.mean(axis=0)
+        std = embeddings.std(axis=0)
+        # Constant features (e.g. an unused channel) must not blow up to inf.
+        std = np.where(std < 1e-6, 1.0, std)
+        self.input_mean.copy_(torch.as_tensor(mean, dtype=self.input_mean.dtype))
+        self.input_std.copy_(torch.as_tensor(std, dtype=self.input_std.dtype))
+
+    @property
+    def temperature(self) -> float:
+        """Applied to window-averaged probabilities (see `apply_temperature`); lives in the config."""
+        return self.config.temperature
+
+    def set_temperature(self, temperature: float) -> None:
+        self.config = dataclasses.replace(self.config, temperature=float(temperature))
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        return self.net((embeddings - self.input_mean) / self.input_std)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())
+
+
+@dataclass
+class LoadedHead:
+    head: KeyHead
+    config: HeadConfig
+    metrics: dict | None = None
+    extra: dict = field(default_factory=dict)
+
+
+def save_head(
+    path: str | os.PathLike, *, head: KeyHead, config: HeadConfig, metrics: dict | None, extra: dict | None
+) -> Path:
+    """Write one self-describing checkpoint atomically (temp file in the same folder, then rename)."""
+    path = Path(path)
+    shape = ("backbone", "input_dim", "hidden_layers", "hidden_dim")
+    if any(getattr(config, name) != getattr(head.config, name) for name in shape):
+        raise ValueError(f"config {config} does not describe this head ({head.config})")
+    config = dataclasses.replace(config, temperature=head.temperature)
+    checkpoint = {
+        "kind": CHECKPOINT_KIND,
+        "format_version": FORMAT_VERSION,
+        "config": dataclasses.asdict(config),
+        "state_dict": {name: tensor.detach().cpu().clone() for name, tensor in head.state_dict().items()},
+        "labels": list(LABELS),
+        "temperature": head.temperature,
+        "metrics": metrics,
+        "extra": extra or {},
+    }
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as stream:
+            torch.save(checkpoint, stream)
+        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
+        os.replace(temp_name, path)
+    except BaseException:
+        Path(temp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def load_head(path: str | os.PathLike, *, map_location: str = "cpu") -> LoadedHead:
+    """Rebuild a head from its checkpoint alone, in eval mode; HeadLoadError says what is wrong."""
+    path = Path(path)
+    if not path.is_file():
+        raise HeadLoadError(f"head file {path} does not exist")
+    try:
+        # weights_only: a checkpoint is data; loading one must never run code from the file.
+        checkpoint = torch.load(path, map_location=map_location, weights_only=True)
+    except Exception as error:
+        raise HeadLoadError(
+            f"head file {path} is not a readable checkpoint ({error.__class__.__name__})"
+        ) from error
+    if not isinstance(checkpoint, dict) or checkpoint.get("kind") != CHECKPOINT_KIND:
+        raise HeadLoadError(f"head file {path} is not a KeyWeb key head checkpoint")
+    if checkpoint.get("format_version") != FORMAT_VERSION:
+        raise HeadLoadError(
+            f"head file {path} has format version {checkpoint.get('format_version')!r}; "
+            f"this code reads version {FORMAT_VERSION}"
+        )
+    if checkpoint.get("labels") != LABELS:
+        raise HeadLoadError(f"head file {path} uses a different label order than ml.keys.ALL_KEYS")
+    try:
+        config = HeadConfig(**checkpoint["config"])
+        head = KeyHead(config=config)
+        head.load_state_dict(checkpoint["state_dict"], strict=True)
+    except (KeyError, TypeError, ValueError, RuntimeError) as error:
+        raise HeadLoadError(
+            f"head file {path} does not match the current head definition: {error}"
+        ) from error
+    head.eval()
+    return LoadedHead(
+        head=head, config=config, metrics=checkpoint.get("metrics"), extra=checkpoint.get("extra") or {}
+    )
+
+
+def _head_device(head: KeyHead) -> torch.device:
+    return head.input_mean.device
+
+
+def window_logits(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
+    """Raw logits of every window, before temperature: shape (n_windows, 24)."""
+    embeddings = np.asarray(window_embeddings, dtype=np.float32)
+    if embeddings.ndim != 2 or embeddings.shape[1] != head.config.input_dim:
+        raise ValueError(f"expected window embeddings (n, {head.config.input_dim}), got {embeddings.shape}")
+    was_training = head.training
+    head.eval()
+    chunks = [np.zeros((0, N_KEYS), dtype=np.float32)]
+    try:
+        with torch.inference_mode():
+            # Chunked so a long batch of tracks through a wide head does not need gigabytes at once.
+            for start in range(0, len(embeddings), _PREDICT_CHUNK):
+                batch = torch.from_numpy(embeddings[start : start + _PREDICT_CHUNK]).to(_head_device(head))
+                chunks.append(head(batch).float().cpu().numpy())
+    finally:
+        head.train(was_training)
+    return np.concatenate(chunks, axis=0)
+
+
+def window_probabilities(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
+    """Softmax of every window's logits (no temperature): shape (n_windows, 24)."""
+    return softmax(window_logits(head, window_embeddings))
+
+
+def softmax(logits: np.ndarray) -> np.ndarray:
+    shifted = logits - logits.max(axis=-1, keepdims=True)
+    exponentials = np.exp(shifted)
+    return (exponentials / exponentials.sum(axis=-1, keepdims=True)).astype(np.float32)
+
+
+def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarray:
+    """Temperature on window-averaged probabilities: softmax(log p / T). T = 1 changes nothing.
+
+    Applied after averaging, not per window: when windows disagree, the average of per-window
+    softmaxes cannot exceed the windows' agreement rate whatever the per-window temperature, so only a
+    track-level temperature can calibrate what `predict_windows` returns. The argmax never changes.
+    """
+    if temperature == 1.0:
+        return np.asarray(probabilities, dtype=np.float32)
+    return softmax(np.log(np.clip(probabilities, 1e-12, None)) / temperature)
+
+
+def track_log_probabilities(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
+    """log of each track's window-averaged softmax before temperature: the "logits" to calibrate."""
+    return np.log(np.clip(_window_averaged(head, tracks), 1e-12, None))
+
+
+def _window_averaged(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
+    if not tracks:
+        return np.zeros((0, N_KEYS), dtype=np.float32)
+    lengths = [len(windows) for windows in tracks]
+    if min(lengths) == 0:
+        raise ValueError("a track has no windows")
+    probabilities = window_probabilities(head, np.concatenate(tracks, axis=0))
+    track_of_window = np.repeat(np.arange(len(tracks)), lengths)
+    sums = np.zeros((len(tracks), N_KEYS), dtype=np.float64)
+    np.add.at(sums, track_of_window, probabilities)
+    return (sums / np.asarray(lengths)[:, None]).astype(np.float32)
+
+
+def predict_windows(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
+    """Key probabilities (24,) of one track: per-window softmax averaged over windows (as in the paper),
+    then the head's temperature."""
+    return predict_tracks(head, [np.asarray(window_embeddings)])[0]
+
+
+def predict_tracks(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
+    """`predict_windows` for many tracks in one forward pass: shape (n_tracks, 24)."""
+    return apply_temperature(_window_averaged(head, tracks), float(head.temperature))

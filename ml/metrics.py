@@ -1,0 +1,96 @@
+"""Key-estimation metrics: mir_eval's weighted score, the error breakdown papers report, and calibration."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import mir_eval
+import numpy as np
+
+from ml.keys import Key
+
+# mir_eval's spelling for "no key"; its weighted score gives 1.0 for X vs X and 0.0 for X vs any key.
+NO_KEY = "X"
+RELATIONS = ("correct", "fifth", "relative", "parallel", "other")
+_FIFTH = 7
+
+
+def _mir_eval_text(key: Key | None) -> str:
+    return NO_KEY if key is None else key.mir_eval
+
+
+def key_relation(reference: Key | None, estimated: Key | None) -> str:
+    """The relation mir_eval 0.8 scores: one of RELATIONS (a fifth means the estimate is a fifth above)."""
+    if reference == estimated:
+        return "correct"
+    if reference is None or estimated is None:
+        return "other"
+    if estimated == reference.transpose(_FIFTH):
+        return "fifth"
+    if estimated == reference.relative:
+        return "relative"
+    if estimated == reference.parallel:
+        return "parallel"
+    return "other"
+
+
+def key_metrics(reference: Sequence[Key | None], estimated: Sequence[Key | None]) -> dict:
+    """Mean weighted score, the correct/fifth/relative/parallel/other fractions and a 24×24 confusion.
+
+    `weighted` and the fractions follow mir_eval 0.8.2, which counts only an estimate a fifth ABOVE the
+    reference as 0.5. MIREX also counts a fifth below, so `fifth_below` (a part of `other`) and
+    `weighted_fifth_either` (the weighted score with both directions at 0.5) are reported as well.
+    Confusion rows are reference indices and columns estimate indices; pairs with a None are left out.
+    """
+    if len(reference) != len(estimated):
+        raise ValueError(f"{len(reference)} reference keys but {len(estimated)} estimates")
+    n = len(reference)
+    counts = dict.fromkeys(RELATIONS, 0)
+    fifth_below = 0
+    weighted_total = 0.0
+    confusion = np.zeros((24, 24), dtype=np.int64)
+    for ref, est in zip(reference, estimated, strict=True):
+        weighted_total += float(mir_eval.key.weighted_score(_mir_eval_text(ref), _mir_eval_text(est)))
+        counts[key_relation(ref, est)] += 1
+        if ref is not None and est is not None:
+            confusion[ref.index, est.index] += 1
+            if est == ref.transpose(-_FIFTH):
+                fifth_below += 1
+    denominator = max(n, 1)
+    metrics: dict = {"weighted": weighted_total / denominator}
+    metrics.update({relation: counts[relation] / denominator for relation in RELATIONS})
+    metrics["fifth_below"] = fifth_below / denominator
+    metrics["weighted_fifth_either"] = (weighted_total + 0.5 * fifth_below) / denominator
+    metrics["n"] = n
+    metrics["confusion"] = confusion.tolist()
+    return metrics
+
+
+def expected_calibration_error(probabilities: np.ndarray, labels: np.ndarray, n_bins: int = 15) -> float:
+    """ECE of the top prediction: bin by confidence, average |accuracy − confidence| weighted by bin size."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if probabilities.ndim != 2 or probabilities.shape[0] != labels.shape[0]:
+        raise ValueError(f"probabilities {probabilities.shape} and labels {labels.shape} do not match")
+    if len(labels) == 0:
+        return 0.0
+    confidence = probabilities.max(axis=1)
+    correct = (probabilities.argmax(axis=1) == labels).astype(np.float64)
+    # Bins are (lo, hi]; confidence 0 cannot occur for a softmax, so the first bin's open end loses nothing.
+    bin_of = np.clip(np.ceil(confidence * n_bins).astype(np.int64) - 1, 0, n_bins - 1)
+    error = 0.0
+    for b in range(n_bins):
+        in_bin = bin_of == b
+        if in_bin.any():
+            error += in_bin.mean() * abs(correct[in_bin].mean() - confidence[in_bin].mean())
+    return float(error)
+
+
+def negative_log_likelihood(probabilities: np.ndarray, labels: np.ndarray) -> float:
+    """Mean −log p(true key); probabilities are clipped so a zero does not give infinity."""
+    probabilities = np.asarray(probabilities, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if len(labels) == 0:
+        return 0.0
+    picked = probabilities[np.arange(len(labels)), labels]
+    return float(-np.log(np.clip(picked, 1e-12, None)).mean())

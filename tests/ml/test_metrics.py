@@ -1,0 +1,108 @@
+"""Key metrics against hand-computed cases, and calibration error on known probabilities."""
+
+import numpy as np
+import pytest
+
+from ml.keys import Key
+from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+
+C = Key.parse("C major")
+A_MINOR = Key.parse("A minor")
+
+RELATION_CASES = [
+    # (reference, estimate, relation, mir_eval weighted score)
+    (C, Key.parse("C major"), "correct", 1.0),
+    (C, Key.parse("G major"), "fifth", 0.5),
+    (A_MINOR, Key.parse("E minor"), "fifth", 0.5),
+    (C, Key.parse("A minor"), "relative", 0.3),
+    (A_MINOR, Key.parse("C major"), "relative", 0.3),
+    (C, Key.parse("C minor"), "parallel", 0.2),
+    (A_MINOR, Key.parse("A major"), "parallel", 0.2),
+    (C, Key.parse("D major"), "other", 0.0),
+    (C, Key.parse("G minor"), "other", 0.0),  # a fifth above but the other mode
+    (C, Key.parse("F major"), "other", 0.0),  # a fifth below: 0 for mir_eval 0.8.2
+]
+
+
+@pytest.mark.parametrize(("reference", "estimate", "relation", "score"), RELATION_CASES)
+def test_each_relation(reference, estimate, relation, score):
+    metrics = key_metrics([reference], [estimate])
+    assert metrics["weighted"] == pytest.approx(score)
+    assert metrics[relation] == 1.0
+    assert sum(metrics[name] for name in ("correct", "fifth", "relative", "parallel", "other")) == 1.0
+    assert metrics["n"] == 1
+
+
+def test_mixture_hand_computed():
+    reference = [C, C, C, C, C, A_MINOR, A_MINOR, A_MINOR]
+    estimated = [
+        Key.parse("C major"),  # correct 1.0
+        Key.parse("G major"),  # fifth 0.5
+        Key.parse("F major"),  # fifth below: other, 0.0 (0.5 under MIREX)
+        Key.parse("A minor"),  # relative 0.3
+        Key.parse("Eb major"),  # other 0.0
+        Key.parse("A minor"),  # correct 1.0
+        Key.parse("A major"),  # parallel 0.2
+        Key.parse("D minor"),  # fifth below: other, 0.0 (0.5 under MIREX)
+    ]
+    metrics = key_metrics(reference, estimated)
+    assert metrics["n"] == 8
+    assert metrics["weighted"] == pytest.approx((1.0 + 0.5 + 0.3 + 1.0 + 0.2) / 8)
+    assert metrics["weighted_fifth_either"] == pytest.approx((1.0 + 0.5 + 0.5 + 0.3 + 1.0 + 0.2 + 0.5) / 8)
+    assert metrics["correct"] == pytest.approx(2 / 8)
+    assert metrics["fifth"] == pytest.approx(1 / 8)
+    assert metrics["relative"] == pytest.approx(1 / 8)
+    assert metrics["parallel"] == pytest.approx(1 / 8)
+    assert metrics["other"] == pytest.approx(3 / 8)
+    assert metrics["fifth_below"] == pytest.approx(2 / 8)
+
+
+def test_confusion_rows_are_reference_columns_estimate():
+    metrics = key_metrics([C, C, A_MINOR], [Key.parse("G major"), C, C])
+    confusion = np.array(metrics["confusion"])
+    assert confusion.shape == (24, 24)
+    assert confusion.sum() == 3
+    assert confusion[C.index, Key.parse("G major").index] == 1
+    assert confusion[C.index, C.index] == 1
+    assert confusion[A_MINOR.index, C.index] == 1
+
+
+def test_no_key_follows_mir_eval():
+    metrics = key_metrics([None, None, C], [None, C, None])
+    # X vs X is a match for mir_eval; X against a key is 'other'.
+    assert metrics["weighted"] == pytest.approx(1 / 3)
+    assert metrics["correct"] == pytest.approx(1 / 3)
+    assert metrics["other"] == pytest.approx(2 / 3)
+    assert np.array(metrics["confusion"]).sum() == 0
+
+
+def test_empty_input_has_no_division_error():
+    metrics = key_metrics([], [])
+    assert metrics["n"] == 0
+    assert metrics["weighted"] == 0.0 and metrics["other"] == 0.0
+
+
+def test_length_mismatch_is_refused():
+    with pytest.raises(ValueError, match="2 reference keys but 1"):
+        key_metrics([C, C], [C])
+
+
+def test_ece_of_perfectly_calibrated_and_overconfident_predictions():
+    labels = np.zeros(10, dtype=int)
+    # Confidence 0.8 and exactly 8 of 10 right: calibrated.
+    calibrated = np.full((10, 24), 0.2 / 23)
+    calibrated[:8, 0] = 0.8
+    calibrated[8:, 1] = 0.8
+    calibrated[8:, 0] = 0.2 / 23
+    assert expected_calibration_error(calibrated, labels) == pytest.approx(0.0, abs=1e-9)
+    # Confidence 0.99 with the same 80 % accuracy: ECE is the gap, 0.19.
+    overconfident = np.full((10, 24), 0.01 / 23)
+    overconfident[:8, 0] = 0.99
+    overconfident[8:, 1] = 0.99
+    assert expected_calibration_error(overconfident, labels) == pytest.approx(0.19)
+    assert expected_calibration_error(np.zeros((0, 24)), np.zeros(0)) == 0.0
+
+
+def test_negative_log_likelihood():
+    probabilities = np.full((2, 24), 1 / 24)
+    assert negative_log_likelihood(probabilities, np.array([0, 5])) == pytest.approx(np.log(24))
