@@ -136,11 +136,13 @@ def track_import(
     user: AbstractBaseUser | None = None,
     original_name: str | None = None,
     label: LabelValue | None = None,
+    queue_analysis: bool = True,
 ) -> ImportOutcome:
     """Validate one audio file by decoding it once, store it, create its Track, queue its analysis.
 
     Re-importing the same audio (same SHA-256) is a no-op that returns the existing track. Every way the
-    file can be bad ends in an outcome with `error` set; nothing else is touched.
+    file can be bad ends in an outcome with `error` set; nothing else is touched. Bulk importers pass
+    `queue_analysis=False` and queue the new ids in batches themselves (track_analysis_queue).
     """
     source = original_name or str(path)
     try:
@@ -179,7 +181,8 @@ def track_import(
                 imported_by=user if user is not None and user.is_authenticated else None,
             )
             label_imported = label is not None and annotation_import(track=track, label=label, user=user)
-            transaction.on_commit(lambda: track_analysis_queue(track_ids=[track.id]))
+            if queue_analysis:
+                transaction.on_commit(lambda: track_analysis_queue(track_ids=[track.id]))
     except IntegrityError:
         # Another import of the same audio won the race; that one is the track.
         track = Track.objects.get(content_hash=content_hash)
@@ -187,11 +190,16 @@ def track_import(
     return ImportOutcome(source=source, track=track, created=True, label_imported=label_imported)
 
 
+ANALYSIS_BATCH = 16
+
+
 def track_analysis_queue(*, track_ids: list[int]) -> None:
-    """Queue embedding (gpu queue), which chains prediction. Called after the creating transaction commits."""
+    """Queue embedding (gpu queue; it chains prediction), in batches so a GPU worker embeds many tracks
+    per forward pass. Called after the creating transaction commits."""
     from .tasks import embed_tracks_task
 
-    embed_tracks_task.delay(track_ids)
+    for start in range(0, len(track_ids), ANALYSIS_BATCH):
+        embed_tracks_task.delay(track_ids[start : start + ANALYSIS_BATCH])
 
 
 @transaction.atomic

@@ -8,7 +8,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotations.discovery import audio_files_find
-from annotations.services import ImportRejected, labels_csv_read, track_import
+from annotations.services import ImportRejected, labels_csv_read, track_analysis_queue, track_import
 
 
 class Command(BaseCommand):
@@ -30,19 +30,25 @@ class Command(BaseCommand):
         found = audio_files_find(paths)
         counts = {"imported": 0, "already present": 0, "failed": 0, "labels": 0}
         problems: list[tuple[Path, str]] = []
+        created_ids: list[int] = []
         for item in tqdm(found, desc="importing", unit="file", disable=no_progress or not found):
             if item.problem:
                 problems.append((item.path, item.problem))
                 counts["failed"] += 1
                 continue
-            outcome = track_import(path=item.path, label=known_labels.get(item.path.resolve()))
+            outcome = track_import(
+                path=item.path, label=known_labels.get(item.path.resolve()), queue_analysis=False
+            )
             if not outcome.ok:
                 problems.append((item.path, outcome.error))
                 counts["failed"] += 1
             else:
                 counts["imported" if outcome.created else "already present"] += 1
+                if outcome.created:
+                    created_ids.append(outcome.track.pk)
                 counts["labels"] += int(outcome.label_imported)
 
+        track_analysis_queue(track_ids=created_ids)  # batched: many tracks per embedding pass
         for path, problem in problems:
             self.stderr.write(f"  {path}: {problem}")
         summary = ", ".join(f"{n} {what}" for what, n in counts.items())
