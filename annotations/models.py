@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import uuid
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator
 from django.db import models
@@ -66,6 +68,19 @@ class Track(models.Model):
                 condition=Q(consensus_label="", status="ready", needs_review=False),
             ),
             models.Index(fields=["consensus_label", "split"], name="track_labeled_idx"),
+            # The held-out split is served in content-hash order; without this index that query walks past
+            # every labeled test track in the content_hash index (100 ms at a million tracks).
+            models.Index(
+                fields=["split", "content_hash"],
+                name="track_test_queue_idx",
+                condition=Q(consensus_label="", status="ready", needs_review=False),
+            ),
+            # The latest labels, which decide when the held-out split is due (queue._split_to_serve).
+            models.Index(
+                fields=["-consensus_at"],
+                name="track_recent_labels_idx",
+                condition=Q(consensus_at__isnull=False),
+            ),
         ]
 
     def __str__(self) -> str:
@@ -246,3 +261,43 @@ class Embedding(models.Model):
 
     def __str__(self) -> str:
         return f"track {self.track_id} · {self.backbone} · {self.semitones:+d}"
+
+
+class PredictionJob(models.Model):
+    """A key prediction for a loose audio file that is not in the library (POST /api/v1/predictions)."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        DONE = "done", "Done"
+        FAILED = "failed", "Failed"
+
+    id = models.UUIDField(primary_key=True, default=uuid.uuid4, editable=False)
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED, db_index=True)
+    original_filename = models.CharField(max_length=500)
+    # Where the upload waits for the worker; cleared once the file is deleted (unless keep_file).
+    file_path = models.CharField(max_length=500, blank=True)
+    keep_file = models.BooleanField(default=False)
+    model_version = models.ForeignKey(
+        ModelVersion, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    probabilities = models.JSONField(null=True, blank=True, help_text="24 probabilities in Key.index order")
+    key_index = models.PositiveSmallIntegerField(null=True, blank=True, validators=KEY_INDEX_VALIDATORS)
+    confidence = models.FloatField(null=True, blank=True)
+    tuning_cents = models.FloatField(null=True, blank=True)
+    error = models.TextField(blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at"]
+
+    def __str__(self) -> str:
+        return f"prediction job {self.pk} ({self.status})"
+
+    @property
+    def key(self) -> Key | None:
+        return Key.from_index(self.key_index) if self.key_index is not None else None

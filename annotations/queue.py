@@ -8,7 +8,7 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import Exists, F, OuterRef, Q, QuerySet
 from django.utils import timezone
 
 from ml.active import STRATEGIES
@@ -19,6 +19,8 @@ from .services import LabelValue, track_consensus_refresh
 
 SKIP_MEMORY = timedelta(hours=24)
 UNDO_WINDOW = timedelta(hours=1)
+# How many of the latest labels decide whether the held-out split is due (see _split_to_serve).
+RECENT_LABELS = 1000
 
 
 class QueueError(ValueError):
@@ -31,20 +33,32 @@ def _open_tracks(*, user: AbstractBaseUser, now) -> QuerySet[Track]:
     return (
         Track.objects.filter(status=Track.Status.READY, consensus_label="", needs_review=False)
         .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_user=user))
-        .exclude(id__in=Annotation.objects.filter(annotator=user).values("track_id"))
-        .exclude(
-            id__in=Skip.objects.filter(annotator=user, created_at__gte=now - SKIP_MEMORY).values("track_id")
+        # NOT EXISTS, not NOT IN: PostgreSQL then probes the few rows of each candidate track while it walks
+        # the queue index, instead of first hashing everything this user ever labeled (docs/benchmarks.md).
+        .filter(~Exists(Annotation.objects.filter(annotator=user, track=OuterRef("pk"))))
+        .filter(
+            ~Exists(
+                Skip.objects.filter(annotator=user, track=OuterRef("pk"), created_at__gte=now - SKIP_MEMORY)
+            )
         )
     )
 
 
 def _split_to_serve() -> str:
-    """Serve held-out tracks often enough that they stay ~TEST_FRACTION of the labeled set. They are
-    drawn in hash order, not by uncertainty, so the test split stays an unbiased sample."""
-    labeled = Track.objects.exclude(consensus_label="")
-    total = labeled.count()
-    test = labeled.filter(split=Track.Split.TEST).count()
-    return Track.Split.TEST if test < settings.KEYWEB["TEST_FRACTION"] * (total + 1) else Track.Split.POOL
+    """Serve held-out tracks often enough that they make up ~TEST_FRACTION of the most recent labels, and so,
+    window after window, of all labels. They are drawn in hash order, not by uncertainty, so the test split
+    stays an unbiased sample. A fixed window costs the same at any size; counting every labeled track took
+    100–300 ms per call at a million tracks (docs/benchmarks.md, "Queue at scale")."""
+    recent = list(
+        Track.objects.filter(consensus_at__isnull=False)
+        .exclude(consensus_label="")
+        .order_by("-consensus_at")
+        .values_list("split", flat=True)[:RECENT_LABELS]
+    )
+    test = recent.count(Track.Split.TEST)
+    return (
+        Track.Split.TEST if test < settings.KEYWEB["TEST_FRACTION"] * (len(recent) + 1) else Track.Split.POOL
+    )
 
 
 @transaction.atomic
@@ -135,6 +149,8 @@ def annotation_undo(*, user: AbstractBaseUser) -> Track | None:
         return None
     track = annotation.track
     annotation.delete()
+    # The user holds one lease at a time: release the track served after the withdrawn label.
+    Track.objects.filter(lease_user=user).exclude(pk=track.pk).update(lease_user=None, lease_expires_at=None)
     Track.objects.filter(pk=track.pk).update(
         lease_user=user, lease_expires_at=timezone.now() + timedelta(seconds=settings.KEYWEB["LEASE_SECONDS"])
     )

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
@@ -9,6 +11,12 @@ from django.utils import timezone
 
 from .models import ModelVersion, Track
 from .selectors import model_version_active
+
+logger = logging.getLogger(__name__)
+
+
+class TrainingQueueUnavailable(RuntimeError):
+    """The broker could not take the training task."""
 
 
 def _backbone_for_training() -> str:
@@ -43,9 +51,22 @@ def model_training_request(
 
 
 def _queue_training(version_id: int) -> None:
+    """Send the task; if the broker is unreachable, fail the version at once so it doesn't block every
+    later training as a phantom 'queued' one."""
     from .tasks import train_model_task
 
-    train_model_task.delay(version_id)
+    try:
+        train_model_task.delay(version_id)
+    except Exception as error:
+        logger.exception("could not queue training of model version %s", version_id)
+        ModelVersion.objects.filter(pk=version_id).update(
+            status=ModelVersion.Status.FAILED,
+            in_progress=None,
+            error=f"the task queue (Redis) could not be reached, so training never started: {error}"[:2000],
+        )
+        raise TrainingQueueUnavailable(
+            "the task queue is unreachable; training was not started — check that Redis and the workers run"
+        ) from error
 
 
 @transaction.atomic

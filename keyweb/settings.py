@@ -71,6 +71,8 @@ INSTALLED_APPS = [
     "rest_framework",
     "rest_framework.authtoken",
     "drf_spectacular",
+    "drf_spectacular_sidecar",
+    "django_filters",
     "django_celery_beat",
     "annotations",
 ]
@@ -193,6 +195,7 @@ CELERY_TASK_DEFAULT_QUEUE = "default"
 CELERY_TASK_ROUTES = {
     "annotations.tasks.embed_tracks_task": {"queue": "gpu"},
     "annotations.tasks.train_model_task": {"queue": "gpu"},
+    "annotations.tasks.predict_file_task": {"queue": "gpu"},  # runs the backbone on a loose file
 }
 CELERY_TASK_ACKS_LATE = False  # only idempotent tasks opt in, per task
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
@@ -202,6 +205,15 @@ CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_BEAT_SCHEDULER = "django_celery_beat.schedulers:DatabaseScheduler"
 CELERY_TIMEZONE = TIME_ZONE
 
+# --- cache: Redis, so rate limits hold across web processes -----------------------------------------
+CACHES = {
+    "default": {
+        "BACKEND": "django.core.cache.backends.redis.RedisCache",
+        "LOCATION": REDIS_URL,
+        "KEY_PREFIX": "keyweb",
+    }
+}
+
 # --- REST framework --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
@@ -209,11 +221,33 @@ REST_FRAMEWORK = {
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
-    "DEFAULT_PAGINATION_CLASS": "rest_framework.pagination.PageNumberPagination",
+    "DEFAULT_PAGINATION_CLASS": "annotations.api.pagination.KeyWebPagination",
     "PAGE_SIZE": 50,
-    "DEFAULT_SCHEMA_CLASS": "drf_spectacular.openapi.AutoSchema",
+    "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
+    "DEFAULT_SCHEMA_CLASS": "annotations.api.schema.KeyWebAutoSchema",
+    "EXCEPTION_HANDLER": "annotations.api.errors.api_exception_handler",
+    # Only the login and token endpoints are throttled (scope "auth"), per client address.
+    "DEFAULT_THROTTLE_RATES": {"auth": env_str("KEYWEB_AUTH_RATE", "10/minute")},
+    # Behind N reverse proxies, the client address is the Nth from the right in X-Forwarded-For.
+    "NUM_PROXIES": env_number("KEYWEB_NUM_PROXIES", None, int),
 }
-SPECTACULAR_SETTINGS = {"TITLE": "KeyWeb API", "VERSION": "1.0.0"}
+SPECTACULAR_SETTINGS = {
+    "TITLE": "KeyWeb API",
+    "DESCRIPTION": "Label the musical key of audio tracks, with a model in the loop. See docs/api.md.",
+    "VERSION": "1.0.0",
+    "SERVE_INCLUDE_SCHEMA": False,
+    "SCHEMA_PATH_PREFIX": r"/api/v[0-9]+",
+    "COMPONENT_SPLIT_REQUEST": True,
+    # Swagger UI and Redoc from the drf-spectacular-sidecar package: the docs page works offline.
+    "SWAGGER_UI_DIST": "SIDECAR",
+    "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
+    "REDOC_DIST": "SIDECAR",
+    "ENUM_NAME_OVERRIDES": {
+        "TrackStatusEnum": "annotations.models.Track.Status",
+        "ModelVersionStatusEnum": "annotations.models.ModelVersion.Status",
+        "PredictionJobStatusEnum": "annotations.models.PredictionJob.Status",
+    },
+}
 
 LOGGING = {
     "version": 1,

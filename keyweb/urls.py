@@ -3,13 +3,29 @@
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path
+from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from annotations.api.throttles import login_throttled
 from annotations.views import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),
-    path("login/", auth_views.LoginView.as_view(redirect_authenticated_user=True), name="login"),
+    path(
+        "login/",
+        login_throttled(auth_views.LoginView.as_view(redirect_authenticated_user=True)),
+        name="login",
+    ),
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
+    path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
+    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/", include("annotations.api.urls")),
     path("", include("annotations.urls")),
 ]
+
+# JSON for /api/ paths, Django's pages elsewhere.
+handler400 = "annotations.api.errors.json_or_html_400"
+handler403 = "annotations.api.errors.json_or_html_403"
+handler404 = "annotations.api.errors.json_or_html_404"
+handler500 = "annotations.api.errors.json_or_html_500"

@@ -415,6 +415,7 @@ def train_key_model(
             device=device,
             cyclic=cyclic,
             progress=progress,
+            deadline=time.monotonic() + time_budget_s,  # the budget holds for the fallback too
         )
         trial = {"config": config.describe(), "weighted": None, "nll": None, "fallback": True}
         return TrainedModel(

@@ -175,3 +175,13 @@ def test_test_split_is_served_to_keep_its_share(users, settings):
         annotation_submit(user=users[0], track=track, label=C_MAJOR)
     assert splits.count("test") == 2  # a quarter of the labels, drawn as the share falls behind
     assert splits[0] == "test"
+
+
+def test_undo_leaves_the_user_one_lease(users, pool_only):
+    a = track_with_prediction("a", peaked(0, 0.2))
+    b = track_with_prediction("b", peaked(0, 0.8))
+    annotation_submit(user=users[0], track=queue_next(user=users[0]), label=C_MAJOR)
+    assert queue_next(user=users[0]) == b  # the next track is leased...
+    annotation_undo(user=users[0])  # ...and released again when the label is withdrawn
+    assert list(Track.objects.filter(lease_user=users[0])) == [a]
+    assert queue_next(user=users[1]) == b

@@ -1,0 +1,1 @@
+"""API views, one module per resource. Thin: validate, call one service or selector, serialize."""

@@ -1,0 +1,172 @@
+"""Annotations (scoped by role), the labeling queue and reviewer decisions."""
+
+from __future__ import annotations
+
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView, RetrieveAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ...models import Annotation, Track
+from ...permissions import IsAnnotator, IsReviewer, annotations_visible_to
+from ...queue import QueueError, annotation_submit, annotation_undo, queue_next, queue_skip, review_decide
+from ..errors import Conflict, field_error
+from ..filters import AnnotationFilter
+from ..selectors import tracks_with_active_prediction
+from ..serializers import (
+    AnnotationCreateSerializer,
+    AnnotationSerializer,
+    QueueTrackSerializer,
+    ReviewDecisionSerializer,
+    SkipResultSerializer,
+    TrackDetailSerializer,
+    TrackRefSerializer,
+    TrackSerializer,
+    UndoResultSerializer,
+)
+
+
+def _track_or_400(track_id: int) -> Track:
+    track = Track.objects.filter(pk=track_id).first()
+    if track is None:
+        raise field_error("track", f"there is no track with id {track_id}")
+    return track
+
+
+def _submit(request) -> Response:
+    data = AnnotationCreateSerializer(data=request.data)
+    data.is_valid(raise_exception=True)
+    values = data.validated_data
+    try:
+        annotation = annotation_submit(
+            user=request.user,
+            track=_track_or_400(values["track"]),
+            label=values["key"],
+            tuning_cents=values.get("tuning_cents"),
+            time_spent_s=values.get("time_spent_s"),
+            notes=values.get("notes", ""),
+        )
+    except QueueError as error:
+        raise Conflict(str(error)) from error
+    return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+
+
+class AnnotationListApi(ListAPIView):
+    """GET: annotations — annotators see their own, reviewers and admins everyone's. POST: label a track
+    (any role; one label per person per track, 409 if you already labeled it)."""
+
+    permission_classes = [IsAnnotator]
+    serializer_class = AnnotationSerializer
+    filterset_class = AnnotationFilter
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no real user
+            return Annotation.objects.none()
+        return annotations_visible_to(user=self.request.user)
+
+    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})
+    def post(self, request):
+        return _submit(request)
+
+
+class AnnotationDetailApi(RetrieveAPIView):
+    """One annotation, if you may see it (404 otherwise)."""
+
+    permission_classes = [IsAnnotator]
+    serializer_class = AnnotationSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):  # schema generation has no real user
+            return Annotation.objects.none()
+        return annotations_visible_to(user=self.request.user)
+
+
+class QueueNextApi(APIView):
+    """Lease the next track to label (any role). 204 when the queue is empty for you."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(
+        request=None,
+        responses={200: QueueTrackSerializer, 204: OpenApiResponse(description="Nothing left to label")},
+    )
+    def post(self, request):
+        track = queue_next(user=request.user)
+        if track is None:
+            return Response(status=status.HTTP_204_NO_CONTENT)
+        return Response(QueueTrackSerializer(track).data)
+
+
+class QueueSubmitApi(APIView):
+    """Submit your label for a track (any role); releases your lease. Same body as POST /annotations."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})
+    def post(self, request):
+        return _submit(request)
+
+
+class QueueSkipApi(APIView):
+    """Pass on a track (any role): it is not served to you again for a day."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=TrackRefSerializer, responses={200: SkipResultSerializer})
+    def post(self, request):
+        data = TrackRefSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        track = _track_or_400(data.validated_data["track"])
+        queue_skip(user=request.user, track=track)
+        return Response({"skipped": track.pk})
+
+
+class QueueUndoApi(APIView):
+    """Withdraw your most recent label (within an hour) and get its track back (any role)."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=None, responses={200: UndoResultSerializer})
+    def post(self, request):
+        track = annotation_undo(user=request.user)
+        if track is None:
+            raise Conflict("you have no label from the last hour to undo")
+        return Response({"track": QueueTrackSerializer(track).data})
+
+
+class ReviewListApi(ListAPIView):
+    """Tracks whose annotators disagree (reviewer, admin); their annotations are at
+    /annotations?track=<id> and in the track's detail."""
+
+    permission_classes = [IsReviewer]
+    serializer_class = TrackSerializer
+    filter_backends = []
+
+    def get_queryset(self):
+        if getattr(self, "swagger_fake_view", False):
+            return Track.objects.none()
+        return tracks_with_active_prediction().filter(needs_review=True)
+
+
+class ReviewDecideApi(APIView):
+    """Decide a track's label; the decision becomes its consensus (reviewer, admin)."""
+
+    permission_classes = [IsReviewer]
+
+    @extend_schema(request=ReviewDecisionSerializer, responses={200: TrackDetailSerializer})
+    def post(self, request, pk: int):
+        track = get_object_or_404(Track, pk=pk)
+        data = ReviewDecisionSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        review_decide(
+            reviewer=request.user,
+            track=track,
+            label=data.validated_data["key"],
+            notes=data.validated_data["notes"],
+        )
+        track = tracks_with_active_prediction().get(pk=pk)
+        context = {"request": request, "visible_annotations": annotations_visible_to(user=request.user)}
+        return Response(TrackDetailSerializer(track, context=context).data)

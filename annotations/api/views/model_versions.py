@@ -1,0 +1,97 @@
+"""Model versions: metrics, confusion and learning curve (any role); activation and training (admin)."""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.shortcuts import get_object_or_404
+from drf_spectacular.utils import OpenApiResponse, extend_schema
+from rest_framework import status
+from rest_framework.generics import ListAPIView
+from rest_framework.response import Response
+from rest_framework.views import APIView
+
+from ...models import ModelVersion
+from ...permissions import IsAdmin, IsAnnotator
+from ...versions import labels_since_last_training, model_training_request, model_version_activate
+from ..errors import Conflict
+from ..selectors import model_learning_curve
+from ..serializers import (
+    ModelVersionDetailSerializer,
+    ModelVersionSerializer,
+    TrainingRequestResultSerializer,
+    TrainingRequestSerializer,
+    TrainingStatusSerializer,
+)
+
+
+class ModelVersionListApi(ListAPIView):
+    """Every model version with its held-out metrics, newest first (any role)."""
+
+    permission_classes = [IsAnnotator]
+    serializer_class = ModelVersionSerializer
+    queryset = ModelVersion.objects.order_by("-id")
+    filter_backends = []
+
+
+class ModelVersionDetailApi(APIView):
+    """One version with its confusion matrix and the learning curve of all versions (any role)."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(responses={200: ModelVersionDetailSerializer})
+    def get(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        context = {"request": request, "learning_curve": model_learning_curve()}
+        return Response(ModelVersionDetailSerializer(version, context=context).data)
+
+
+class ModelVersionActivateApi(APIView):
+    """Make this version the one that predicts; every unlabeled track is re-predicted (admin)."""
+
+    permission_classes = [IsAdmin]
+
+    @extend_schema(request=None, responses={200: ModelVersionSerializer})
+    def post(self, request, pk: int):
+        version = get_object_or_404(ModelVersion, pk=pk)
+        try:
+            model_version_activate(version=version)
+        except ValueError as error:
+            raise Conflict(str(error)) from error
+        return Response(ModelVersionSerializer(ModelVersion.objects.get(pk=pk)).data)
+
+
+class TrainingApi(APIView):
+    """GET: the running (or latest) training and how many new labels arrived (any role).
+    POST: request a training (admin); while one is queued or running, that one is returned."""
+
+    def get_permissions(self):
+        return [IsAdmin()] if self.request.method == "POST" else [IsAnnotator()]
+
+    @extend_schema(responses={200: TrainingStatusSerializer})
+    def get(self, request):
+        running = ModelVersion.objects.filter(in_progress=True).first()
+        latest = running or ModelVersion.objects.filter(is_default=False).order_by("-id").first()
+        return Response(
+            {
+                "in_progress": running is not None,
+                "version": ModelVersionSerializer(latest).data if latest else None,
+                "labels_since_last_training": labels_since_last_training(),
+                "retrain_min_new_labels": settings.KEYWEB["RETRAIN_MIN_NEW_LABELS"],
+            }
+        )
+
+    @extend_schema(
+        request=TrainingRequestSerializer,
+        responses={
+            202: OpenApiResponse(TrainingRequestResultSerializer, description="Training queued"),
+            200: OpenApiResponse(TrainingRequestResultSerializer, description="One was already running"),
+        },
+    )
+    def post(self, request):
+        data = TrainingRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        version, created = model_training_request(user=request.user, reason=data.validated_data["reason"])
+        return Response(
+            {"created": created, "version": ModelVersionSerializer(version).data},
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )

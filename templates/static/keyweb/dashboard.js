@@ -1,0 +1,147 @@
+/* The dashboard: draws the charts, requests a training and follows it by polling a small JSON endpoint;
+   when the training ends the model-versions section is refreshed in place. */
+"use strict";
+
+(function (kw) {
+  const $ = (id) => document.getElementById(id);
+  const STATUS_URL = "/dashboard/training/status.json";
+  const TRAIN_URL = "/dashboard/training/";
+  const RUNNING = new Set(["queued", "training"]);
+
+  function drawCharts() {
+    const charts = kw.readJSONScript("charts-data");
+    if (!charts) return;
+    const keys = charts.keys;
+    kw.barChart($("chart-distribution"), {
+      bars: charts.distribution.keys.map((count, index) => ({
+        label: keys[index].short,
+        value: count,
+        color: keys[index].mode === "minor" ? kw.chartColors.MINOR : kw.chartColors.ACCENT,
+      })),
+      label: "Consensus labels per key: major keys in blue, minor keys in purple",
+      yLabel: "tracks",
+      integer: true,
+    });
+    kw.lineChart($("chart-learning"), {
+      points: charts.learning_curve.map((p) => ({ x: p.n_training_labels, y: p.weighted, label: p.name })),
+      label: "Weighted score of each trained version against its number of training labels",
+      xLabel: "training labels",
+      yLabel: "weighted score",
+    });
+    kw.barChart($("chart-calibration"), {
+      bars: charts.calibration.map((entry) => ({ label: entry.name, value: entry.ece })),
+      label: "Expected calibration error per model version (lower is better)",
+      format: (v) => v.toFixed(3).replace(/0$/, ""),
+      yLabel: "ECE",
+    });
+    const select = $("confusion-version");
+    select.replaceChildren();
+    const versions = Object.keys(charts.confusions);
+    for (const id of versions) {
+      const row = document.querySelector(`tr[data-version-id="${id}"] th`);
+      const option = document.createElement("option");
+      option.value = id;
+      option.textContent = row ? row.firstChild.textContent.trim() : `version ${id}`;
+      if (id === charts.confusion_shown) option.selected = true;
+      select.append(option);
+    }
+    const drawConfusion = () => {
+      if (!select.value) {
+        $("chart-confusion").textContent = "No version has test-split results yet.";
+        return;
+      }
+      kw.heatmap($("chart-confusion"), {
+        matrix: charts.confusions[select.value],
+        labels: keys.map((key) => key.short),
+        label: `Confusion matrix of ${select.options[select.selectedIndex].textContent} on the test split`,
+      });
+    };
+    select.onchange = drawConfusion;
+    select.disabled = versions.length === 0;
+    drawConfusion();
+  }
+
+  // --- training -----------------------------------------------------------------------------------------
+  let polling = null;
+  kw.trainingStatus = kw.readJSONScript("training-data");
+
+  function showStatus(status) {
+    kw.trainingStatus = status;
+    const progress = $("training-progress");
+    const text = $("training-text");
+    const error = $("training-error");
+    const version = status.version;
+    if (!version) {
+      text.textContent = "No model has been trained here yet.";
+      progress.hidden = true;
+      return;
+    }
+    const running = RUNNING.has(status.status);
+    progress.hidden = !running;
+    progress.value = status.progress || 0;
+    $("retrain").disabled = running;
+    if (running) {
+      text.textContent = `${version.name}: ${version.status_label.toLowerCase()} — ${Math.round((status.progress || 0) * 100)}%`;
+    } else if (status.status === "ready") {
+      const score = version.weighted === null ? "no test labels" : `weighted ${version.weighted.toFixed(3)}`;
+      text.textContent = `${version.name} is ready (${score}).`;
+    } else if (status.status === "failed") {
+      text.textContent = `${version.name} failed.`;
+    }
+    error.hidden = status.status !== "failed";
+    error.textContent = status.status === "failed" ? `Training of ${version.name} failed: ${status.error}` : "";
+  }
+
+  async function refreshModels() {
+    // Re-read the dashboard and swap in the versions section, so new metrics show without a reload.
+    const response = await fetch(window.location.pathname, { credentials: "same-origin" });
+    if (!response.ok) return;
+    const page = new DOMParser().parseFromString(await response.text(), "text/html");
+    const fresh = page.getElementById("models");
+    if (fresh) {
+      $("models").replaceWith(document.importNode(fresh, true));
+      drawCharts();
+    }
+  }
+
+  async function poll() {
+    const response = await kw.requestJSON(STATUS_URL);
+    if (!response.ok) {
+      $("training-text").textContent = response.body.error || "Could not read the training status.";
+      polling = setTimeout(poll, 3000);
+      return;
+    }
+    showStatus(response.body);
+    if (RUNNING.has(response.body.status)) {
+      polling = setTimeout(poll, 1000);
+    } else {
+      polling = null;
+      await refreshModels();
+    }
+  }
+
+  function startPolling() {
+    if (polling) clearTimeout(polling);
+    polling = setTimeout(poll, 500);
+  }
+
+  $("retrain-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    $("retrain").disabled = true;
+    const response = await kw.requestJSON(TRAIN_URL, { method: "POST" });
+    if (!response.ok) {
+      $("retrain").disabled = false;
+      const error = $("training-error");
+      error.hidden = false;
+      error.textContent = response.body.error || "The training could not be requested.";
+      return;
+    }
+    showStatus(response.body);
+    $("training-text").textContent = response.body.message;
+    startPolling();
+  });
+
+  drawCharts();
+  if (kw.trainingStatus) showStatus(kw.trainingStatus);
+  if (kw.trainingStatus && RUNNING.has(kw.trainingStatus.status)) startPolling();
+})(window.keyweb);

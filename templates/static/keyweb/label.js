@@ -1,0 +1,364 @@
+/* The label page: shows the leased track, takes a key (or a no-key label) by click or keystroke, submits it
+   and shows the next track without reloading. Round-trip times land in window.keyweb.timings. */
+"use strict";
+
+(function (kw) {
+  const URLS = {
+    next: "/label/next.json",
+    submit: "/label/submit.json",
+    skip: "/label/skip.json",
+    undo: "/label/undo.json",
+  };
+  const NATURAL_TONICS = { c: 0, d: 2, e: 4, f: 5, g: 7, a: 9, b: 11 };
+  const NO_KEY_NAMES = { ambiguous: "ambiguous", no_key: "no key", modulating: "modulating" };
+
+  const $ = (id) => document.getElementById(id);
+  const keys = kw.readJSONScript("keys-data");
+  const circleLayout = kw.readJSONScript("circle-data");
+  const initial = kw.readJSONScript("initial-data");
+
+  kw.timings = [];
+  const state = { track: null, shownAt: 0, busy: false, codes: false };
+
+  const status = $("status");
+  function announce(text, { error = false } = {}) {
+    status.textContent = text;
+    status.classList.toggle("error", error);
+    status.setAttribute("role", error ? "alert" : "status");
+  }
+
+  const player = new kw.Player({
+    audio: $("audio"),
+    playButton: $("play"),
+    seek: $("seek"),
+    time: $("time"),
+    volume: $("volume"),
+    waveform: $("waveform"),
+    chroma: $("chroma"),
+    note: $("visuals-note"),
+    loopInfo: $("loop-info"),
+  });
+  kw.player = player;
+
+  const aids = new kw.ListeningAids({
+    level: $("aid-level"),
+    onChange: ({ drone }) => {
+      const toggle = $("drone-toggle");
+      toggle.setAttribute("aria-pressed", drone ? "true" : "false");
+      toggle.classList.toggle("on", drone);
+    },
+  });
+  kw.aids = aids;
+
+  const picker = new kw.CirclePicker({
+    container: $("circle"),
+    keys,
+    circle: circleLayout,
+    onSelect: (key) => {
+      $("picked-name").textContent = key.name;
+      $("picked-codes").textContent = `${key.camelot} · ${key.open_key}`;
+      aids.follow(key);
+    },
+  });
+  kw.picker = picker;
+
+  function pickedKey() {
+    return picker.selected === null ? null : keys[picker.selected];
+  }
+
+  // --- showing a track -----------------------------------------------------------------------------------
+  function updateProgress(progress) {
+    if (!progress) return;
+    $("progress-today").textContent = progress.labeled_today;
+    $("progress-total").textContent = progress.labeled_total;
+    $("progress-queue").textContent = progress.queue_size;
+  }
+
+  function renderSuggestions(prediction) {
+    const list = $("suggestions");
+    list.replaceChildren();
+    $("model-name").textContent = prediction
+      ? `Model ${prediction.model}${prediction.is_active_model ? "" : " (not the active model)"}. Press 1, 2 or 3 to submit.`
+      : "No prediction for this track yet: choose the key by ear.";
+    if (!prediction) return;
+    prediction.top.forEach((entry, rank) => {
+      const key = keys[entry.index];
+      const item = document.createElement("li");
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "suggestion";
+      button.dataset.rank = String(rank + 1);
+      button.setAttribute("aria-keyshortcuts", String(rank + 1));
+      const percent = Math.round(entry.probability * 100);
+      button.innerHTML = `<kbd>${rank + 1}</kbd> <span class="name"></span> <span class="codes muted"></span>
+        <span class="bar" aria-hidden="true"><span style="width:${percent}%"></span></span>
+        <span class="percent">${percent}%</span>`;
+      button.querySelector(".name").textContent = key.name;
+      button.querySelector(".codes").textContent = key.camelot;
+      button.setAttribute("aria-label", `Submit ${key.name}, model probability ${percent}%`);
+      button.addEventListener("click", (event) => {
+        if (event.detail > 0) button.blur();
+        submitKey(entry.index);
+      });
+      item.append(button);
+      list.append(item);
+    });
+  }
+
+  function showTrack(track, { autoplay = false, prefill = null } = {}) {
+    state.track = track;
+    kw.currentTrackId = track ? track.id : null;
+    $("empty").hidden = Boolean(track);
+    $("workspace").hidden = !track;
+    if (!track) {
+      player.unload();
+      aids.stopAll();
+      return;
+    }
+    $("track-title").textContent = track.title;
+    const details = [track.artist, kw.formatTime(track.duration_s), `track #${track.id}`];
+    if (track.tuning_cents !== null && track.tuning_cents !== undefined) {
+      const rounded = Math.round(track.tuning_cents) || 0; // never "-0"
+      details.push(`tuning ${rounded > 0 ? "+" : ""}${rounded} cents`);
+    }
+    $("track-meta").textContent = details.filter(Boolean).join(" · ");
+    const cents = track.tuning_cents || 0;
+    aids.setTuning(cents);
+    $("aids-tuning").textContent = `A = ${(440 * Math.pow(2, cents / 1200)).toFixed(1)} Hz`;
+    const prediction = track.prediction;
+    picker.setProbabilities(prediction ? prediction.probabilities : null, prediction ? prediction.top : []);
+    renderSuggestions(prediction);
+    const start = prefill && prefill.key !== null ? prefill.key : prediction ? prediction.top[0].index : null;
+    if (start !== null) picker.select(start);
+    $("tuning").value = prefill && prefill.tuning_cents !== null ? String(prefill.tuning_cents) : "";
+    $("notes").value = prefill ? prefill.notes || "" : "";
+    player.load(track, { autoplay });
+    state.shownAt = performance.now();
+  }
+
+  // --- actions -------------------------------------------------------------------------------------------
+  async function send(url, body) {
+    if (state.busy) return null;
+    state.busy = true;
+    document.body.classList.add("busy");
+    try {
+      const response = await kw.requestJSON(url, { method: "POST", body });
+      if (!response.ok) announce(response.body.error || "The server refused the request.", { error: true });
+      return response;
+    } finally {
+      state.busy = false;
+      document.body.classList.remove("busy");
+    }
+  }
+
+  function shouldAutoplay() {
+    return $("autoplay").checked;
+  }
+
+  async function submit(labelBody, description) {
+    if (!state.track) return;
+    const tuning = $("tuning").value.trim();
+    const body = {
+      track: state.track.id,
+      ...labelBody,
+      tuning_cents: tuning === "" ? null : tuning,
+      notes: $("notes").value,
+      time_spent_s: Math.round((performance.now() - state.shownAt) / 100) / 10,
+    };
+    const title = state.track.title;
+    const response = await send(URLS.submit, body);
+    if (!response || !response.ok) return;
+    kw.timings.push(response.ms);
+    updateProgress(response.body.progress);
+    const next = response.body.track;
+    announce(`Saved ${description} for “${title}”.${next ? "" : " That was the last track in your queue."}`);
+    showTrack(next, { autoplay: shouldAutoplay() });
+  }
+
+  function submitKey(index) {
+    submit({ label: "key", key: index }, keys[index].name);
+  }
+
+  function submitPicked() {
+    const key = pickedKey();
+    if (!key) {
+      announce("Select a key on the circle first (or press 1 to take the model's suggestion).", { error: true });
+      return;
+    }
+    submitKey(key.index);
+  }
+
+  function submitSuggestion(rank) {
+    const prediction = state.track && state.track.prediction;
+    if (!prediction || !prediction.top[rank - 1]) {
+      announce(`There is no model suggestion number ${rank} for this track.`, { error: true });
+      return;
+    }
+    submitKey(prediction.top[rank - 1].index);
+  }
+
+  function submitNoKey(label) {
+    submit({ label }, NO_KEY_NAMES[label]);
+  }
+
+  async function skip() {
+    if (!state.track) return;
+    const title = state.track.title;
+    const response = await send(URLS.skip, { track: state.track.id });
+    if (!response || !response.ok) return;
+    updateProgress(response.body.progress);
+    announce(`Skipped “${title}”; it will not come back to you today.`);
+    showTrack(response.body.track, { autoplay: shouldAutoplay() });
+  }
+
+  async function undo() {
+    const response = await send(URLS.undo, {});
+    if (!response || !response.ok) return;
+    const undone = response.body.undone;
+    updateProgress(response.body.progress);
+    announce(`Withdrew your label ${undone.display} for “${undone.title}”. Change it and submit again.`);
+    showTrack(response.body.track, { prefill: undone });
+  }
+
+  async function checkAgain() {
+    const response = await kw.requestJSON(URLS.next);
+    if (!response.ok) {
+      announce(response.body.error || "Could not ask for the next track.", { error: true });
+      return;
+    }
+    updateProgress(response.body.progress);
+    showTrack(response.body.track);
+    if (!response.body.track) announce("Still nothing to label.");
+  }
+
+  function withKey(action) {
+    const key = pickedKey();
+    if (!key) {
+      announce("Select a key first.", { error: true });
+      return;
+    }
+    action(key);
+  }
+
+  function toggleCodes() {
+    state.codes = !state.codes;
+    picker.showCodes(state.codes);
+    $("codes-toggle").setAttribute("aria-pressed", state.codes ? "true" : "false");
+  }
+
+  function moveTonic(semitones) {
+    const key = pickedKey();
+    if (!key) return;
+    picker.select(((key.tonic + semitones + 12) % 12) + (key.mode === "minor" ? 12 : 0));
+  }
+
+  function setTonic(letter) {
+    const key = pickedKey();
+    const minor = key ? key.mode === "minor" : false;
+    picker.select(NATURAL_TONICS[letter] + (minor ? 12 : 0));
+  }
+
+  const ACTIONS = {
+    "toggle-play": () => player.togglePlay(),
+    "loop-start": () => player.loopStartHere(),
+    "loop-end": () => player.loopEndHere(),
+    "loop-clear": () => player.clearLoop(),
+    relative: () => withKey((key) => picker.select(key.relative)),
+    parallel: () => withKey((key) => picker.select(key.parallel)),
+    codes: toggleCodes,
+    "submit-picked": submitPicked,
+    ambiguous: () => submitNoKey("ambiguous"),
+    no_key: () => submitNoKey("no_key"),
+    modulating: () => submitNoKey("modulating"),
+    drone: () => withKey((key) => aids.toggleDrone(key)),
+    chord: () => withKey((key) => aids.playChord(key)),
+    cadence: () => withKey((key) => aids.playCadence(key)),
+    skip,
+    undo,
+  };
+
+  document.querySelectorAll("[data-action]").forEach((button) => {
+    button.addEventListener("click", (event) => {
+      // A mouse click leaves focus on the button; drop it so Space/Enter go back to the shortcuts.
+      if (event.detail > 0) button.blur();
+      ACTIONS[button.dataset.action]();
+    });
+  });
+  $("check-again").addEventListener("click", checkAgain);
+
+  // --- keyboard ------------------------------------------------------------------------------------------
+  const SHORTCUTS = {
+    " ": () => player.togglePlay(),
+    ArrowLeft: (event) => player.seekBy(event.shiftKey ? -1 : -5),
+    ArrowRight: (event) => player.seekBy(event.shiftKey ? 1 : 5),
+    ArrowUp: () => announce(`Reference level ${Math.round(aids.changeLevel(0.1) * 100)}%`),
+    ArrowDown: () => announce(`Reference level ${Math.round(aids.changeLevel(-0.1) * 100)}%`),
+    Home: () => player.toStart(),
+    "[": ACTIONS["loop-start"],
+    "]": ACTIONS["loop-end"],
+    "\\": ACTIONS["loop-clear"],
+    1: () => submitSuggestion(1),
+    2: () => submitSuggestion(2),
+    3: () => submitSuggestion(3),
+    "=": () => moveTonic(1),
+    "+": () => moveTonic(1),
+    "#": () => moveTonic(1),
+    "-": () => moveTonic(-1),
+    ",": () => picker.rotate(-1),
+    ".": () => picker.rotate(1),
+    r: ACTIONS.relative,
+    p: ACTIONS.parallel,
+    k: ACTIONS.codes,
+    Enter: submitPicked,
+    z: ACTIONS.ambiguous,
+    x: ACTIONS.no_key,
+    m: ACTIONS.modulating,
+    o: ACTIONS.drone,
+    h: ACTIONS.chord,
+    i: ACTIONS.cadence,
+    s: skip,
+    u: undo,
+    t: () => $("tuning").focus(),
+    n: () => $("notes").focus(),
+    "?": () => $("shortcuts").focus(),
+    Escape: () => aids.stopAll(),
+  };
+  for (const letter of Object.keys(NATURAL_TONICS)) SHORTCUTS[letter] = () => setTonic(letter);
+
+  const NATIVE_ON_CONTROLS = new Set([" ", "Enter"]);
+  const NATIVE_ON_RANGES = new Set(["ArrowLeft", "ArrowRight", "ArrowUp", "ArrowDown", "Home", "End", "PageUp", "PageDown"]);
+
+  document.addEventListener("keydown", (event) => {
+    if (event.defaultPrevented || event.isComposing) return;
+    const target = event.target;
+    if (kw.isTyping(target)) {
+      if (event.key === "Escape") {
+        target.blur();
+        event.preventDefault();
+      } else if (event.key === "Enter" && (event.ctrlKey || event.metaKey)) {
+        event.preventDefault();
+        submitPicked();
+      }
+      return;
+    }
+    if ((event.ctrlKey || event.metaKey) && event.key.toLowerCase() === "z") {
+      event.preventDefault();
+      undo();
+      return;
+    }
+    if (event.ctrlKey || event.metaKey || event.altKey) return;
+    const tag = target && target.tagName;
+    if ((tag === "BUTTON" || tag === "A" || tag === "SUMMARY") && NATIVE_ON_CONTROLS.has(event.key)) return;
+    if (tag === "INPUT" && target.type === "range" && NATIVE_ON_RANGES.has(event.key)) return;
+    if (tag === "INPUT" && target.type === "checkbox" && event.key === " ") return;
+    const name = event.key.length === 1 ? event.key.toLowerCase() : event.key;
+    const handler = SHORTCUTS[name];
+    if (!handler) return;
+    if (!state.track && !["u", "?"].includes(name)) return;
+    event.preventDefault();
+    handler(event);
+  });
+
+  updateProgress(initial.progress);
+  showTrack(initial.track);
+})(window.keyweb);

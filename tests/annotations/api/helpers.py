@@ -1,0 +1,92 @@
+"""Helpers for API tests: token clients, track rows, labels, predictions, error-body checks."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+from django.contrib.auth.models import User
+from rest_framework.authtoken.models import Token
+from rest_framework.test import APIClient
+
+from annotations.models import Annotation, ModelVersion, Prediction, Track
+from ml.keys import Key
+
+_hashes = itertools.count(1)
+
+
+def token_client(user: User | None) -> APIClient:
+    client = APIClient()
+    if user is not None:
+        token, _ = Token.objects.get_or_create(user=user)
+        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+    return client
+
+
+def make_track(**fields) -> Track:
+    """A track row without audio analysis (status ready); pass audio=... for a real stored file."""
+    number = next(_hashes)
+    defaults = {
+        "audio": f"audio/none/{number}.wav",
+        "original_filename": f"track-{number}.wav",
+        "content_hash": f"{number:064x}",
+        "size_bytes": 1000,
+        "audio_format": "wav",
+        "title": f"Title {number}",
+        "artist": "Artist",
+        "duration_s": 6.0,
+        "sample_rate": 22050,
+        "channels": 1,
+        "status": Track.Status.READY,
+    }
+    defaults.update(fields)
+    return Track.objects.create(**defaults)
+
+
+def label_track(track: Track, key: str | None, *, label: str = "key") -> Track:
+    """Give a track a consensus through the real import service."""
+    from annotations.services import LabelValue, annotation_import
+
+    value = LabelValue.parse(key) if key else LabelValue(label=label)
+    annotation_import(track=track, label=value)
+    track.refresh_from_db()
+    return track
+
+
+def probabilities_for(key: str, confidence: float) -> list[float]:
+    index = Key.parse(key).index
+    rest = (1.0 - confidence) / 23
+    return [confidence if i == index else rest for i in range(24)]
+
+
+def predict(track: Track, version: ModelVersion, key: str, confidence: float) -> Prediction:
+    return Prediction.objects.create(
+        track=track,
+        model_version=version,
+        probabilities=probabilities_for(key, confidence),
+        key_index=Key.parse(key).index,
+        confidence=confidence,
+        entropy=1.0,
+        margin=0.5,
+        uncertainty=1.0,
+    )
+
+
+def annotate(track: Track, user: User, key: str) -> Annotation:
+    from annotations.queue import annotation_submit
+    from annotations.services import LabelValue
+
+    return annotation_submit(user=user, track=track, label=LabelValue.parse(key))
+
+
+def error_fields(response) -> list[str | None]:
+    body = response.json()
+    assert set(body) == {"status", "code", "detail", "errors"}, body
+    assert body["status"] == response.status_code
+    return [item["field"] for item in body["errors"]]
+
+
+def synthetic(tmp_path: Path, name: str, key: str, seed: int, seconds: float = 3.0) -> Path:
+    from tests.factories import write_synthetic
+
+    return write_synthetic(tmp_path / name, key=key, seed=seed, seconds=seconds)

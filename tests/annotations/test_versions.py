@@ -1,0 +1,53 @@
+"""Training requests: one at a time, and a broker outage never leaves a phantom 'queued' version."""
+
+from __future__ import annotations
+
+import pytest
+from kombu.exceptions import OperationalError
+
+from annotations.models import ModelVersion
+from annotations.tasks import train_model_task
+from annotations.versions import (
+    TrainingQueueUnavailable,
+    model_training_request,
+    model_version_should_activate,
+)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_broker_outage_fails_the_version_instead_of_blocking_training(monkeypatch):
+    def broker_down(*args, **kwargs):  # fault injection: Redis unreachable at publish time
+        raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
+
+    monkeypatch.setattr(train_model_task, "delay", broker_down)
+    with pytest.raises(TrainingQueueUnavailable, match="unreachable"):
+        model_training_request(reason="test")
+    version = ModelVersion.objects.get()
+    assert version.status == ModelVersion.Status.FAILED and version.in_progress is None
+    assert "Redis" in version.error
+    monkeypatch.undo()
+    second, created = model_training_request(reason="after the outage")
+    assert created and second.pk != version.pk
+
+
+@pytest.mark.django_db(transaction=True)
+def test_only_one_training_at_a_time():
+    first, created = model_training_request(reason="one")
+    again, created_again = model_training_request(reason="two")
+    assert created and not created_again and again == first
+    assert ModelVersion.objects.filter(in_progress=True).count() == 1
+
+
+@pytest.mark.parametrize(
+    ("candidate", "active", "tolerance", "expected"),
+    [
+        (0.80, 0.80, 0.01, True),
+        (0.795, 0.80, 0.01, True),
+        (0.78, 0.80, 0.01, False),
+        (None, 0.5, 0.01, False),
+        (0.3, None, 0.01, True),
+    ],
+)
+def test_activation_rule(settings, candidate, active, tolerance, expected):
+    settings.KEYWEB = {**settings.KEYWEB, "ACTIVATION_TOLERANCE": tolerance}
+    assert model_version_should_activate(candidate_weighted=candidate, active_weighted=active) is expected
