@@ -141,9 +141,23 @@ def embeddings_ensure(
                 },
             )
             stored[(track.pk, shift)] = embedding
-        if 0 in missing and track.tuning_cents is None:
-            Track.objects.filter(pk=track.pk).update(tuning_cents=float(estimate_tuning_cents(audio)))
+        if 0 in missing:
+            _tuning_and_visuals(track, audio, estimate_tuning_cents)
     return stored, failures
+
+
+def _tuning_and_visuals(track: Track, audio: np.ndarray, estimate_tuning_cents) -> None:
+    """While the audio is decoded anyway: the tuning estimate, then the waveform and chromagram the label
+    page draws (tuning-compensated). A drawing failure is logged, never fails the analysis."""
+    from .visuals import track_visuals_compute, track_visuals_write
+
+    if track.tuning_cents is None:
+        track.tuning_cents = float(estimate_tuning_cents(audio))
+        Track.objects.filter(pk=track.pk).update(tuning_cents=track.tuning_cents)
+    try:
+        track_visuals_write(track=track, visuals=track_visuals_compute(track=track, audio=audio))
+    except Exception:
+        logger.exception("drawing the visuals of track %s failed", track.pk)
 
 
 def tracks_embed(*, track_ids: list[int], backbone_name: str | None = None) -> list[int]:

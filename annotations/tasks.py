@@ -93,3 +93,14 @@ def predict_file_task(job_id: str) -> str:
 
     job = prediction_job_run(job_id=job_id)
     return "duplicate delivery: already claimed" if job is None else job.status
+
+
+@shared_task
+def track_visuals_task(track_id: int) -> None:
+    """Draw a long track's waveform and chromagram (asked for by the label page)."""
+    from .models import Track
+    from .visuals import track_visuals_build_recorded
+
+    track = Track.objects.filter(pk=track_id).first()
+    if track is not None:
+        track_visuals_build_recorded(track=track)

@@ -390,8 +390,8 @@ def label_undo(request: HttpRequest) -> JsonResponse:
 @_only("GET")
 @_json_login_required
 def track_visuals(request: HttpRequest, pk: int) -> JsonResponse:
-    """The waveform and chromagram JSON: stored, computed now for short tracks, or 202 while a
-    background thread computes a long one."""
+    """The waveform and chromagram JSON: stored (the worker draws them at analysis), computed now for
+    short tracks, or 202 while a worker task draws a long one."""
     track = Track.objects.filter(pk=pk).first()
     if track is None:
         return _json_error(f"there is no track {pk}", status=404)

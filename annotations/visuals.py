@@ -6,11 +6,11 @@ import json
 import logging
 import os
 import tempfile
-import threading
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
+from django.core.cache import cache
 
 from .models import Track
 
@@ -144,40 +144,45 @@ def track_visuals_stored(track: Track) -> dict | None:
     return visuals
 
 
-# Tracks whose visuals are being computed in a background thread of this process, and why a build failed.
-_building: set[int] = set()
-_failures: dict[int, str] = {}
-_building_lock = threading.Lock()
+# Long tracks are drawn by a Celery task, never in the web process; the shared cache (Redis) remembers
+# that one is queued, so a polling page doesn't queue it twice, and why a build failed.
+BUILD_MARK_SECONDS = 300
+FAILURE_SECONDS = 600
+
+
+def _building_key(track_id: int) -> str:
+    return f"keyweb:visuals:building:{track_id}"
+
+
+def _failure_key(track_id: int) -> str:
+    return f"keyweb:visuals:failed:{track_id}"
 
 
 def track_visuals_building(track: Track) -> bool:
-    with _building_lock:
-        return track.pk in _building
+    return cache.get(_building_key(track.pk)) is not None
 
 
 def track_visuals_failure(track: Track) -> str | None:
-    with _building_lock:
-        return _failures.get(track.pk)
+    return cache.get(_failure_key(track.pk))
 
 
 def track_visuals_build_in_background(track: Track) -> bool:
-    """Start computing a long track's visuals in a thread; False if one is already running for it."""
-    with _building_lock:
-        if track.pk in _building:
-            return False
-        _building.add(track.pk)
-        _failures.pop(track.pk, None)
+    """Queue the worker task that draws a long track's visuals; False if one is already queued."""
+    if not cache.add(_building_key(track.pk), 1, BUILD_MARK_SECONDS):
+        return False
+    cache.delete(_failure_key(track.pk))
+    from .tasks import track_visuals_task
 
-    def build() -> None:
-        try:
-            track_visuals_build(track=track)
-        except Exception as error:
-            logger.exception("computing the visuals of track %s failed", track.pk)
-            with _building_lock:
-                _failures[track.pk] = str(error)
-        finally:
-            with _building_lock:
-                _building.discard(track.pk)
-
-    threading.Thread(target=build, name=f"visuals-{track.pk}", daemon=True).start()
+    track_visuals_task.delay(track.pk)
     return True
+
+
+def track_visuals_build_recorded(*, track: Track) -> None:
+    """Worker side of track_visuals_build_in_background: build, remember a failure, clear the mark."""
+    try:
+        track_visuals_build(track=track)
+    except Exception as error:
+        logger.exception("computing the visuals of track %s failed", track.pk)
+        cache.set(_failure_key(track.pk), str(error), FAILURE_SECONDS)
+    finally:
+        cache.delete(_building_key(track.pk))

@@ -17,7 +17,6 @@ from annotations.models import Annotation, ModelVersion, Prediction, Skip, Track
 from annotations.services import track_import
 from annotations.visuals import track_visuals_compute, track_visuals_path
 from ml.keys import Key
-from tests.conftest import wait_for
 from tests.factories import write_synthetic
 
 SUBMIT = reverse("annotations:label_submit")
@@ -297,15 +296,6 @@ def test_visuals_are_computed_once_then_served_from_the_stored_file(anna, ready_
     assert anna.get(url).json()["track"] == "from the file"
 
 
-def test_visuals_of_a_long_track_are_computed_in_the_background(anna, ready_tracks, monkeypatch):
-    monkeypatch.setattr(views, "VISUALS_IN_REQUEST_MAX_S", 0.0)
-    url = reverse("annotations:track_visuals", args=[ready_tracks[1].pk])
-    first = anna.get(url)
-    assert first.status_code == 202 and first.json()["status"] == "computing"
-    done = wait_for(lambda: anna.get(url).status_code == 200, timeout=20, message="background visuals")
-    assert done
-
-
 def test_visuals_of_a_missing_audio_file_are_a_404_that_says_so(anna, ready_tracks, settings):
     track = ready_tracks[2]
     (settings.MEDIA_ROOT / track.audio.name).unlink()
@@ -402,3 +392,26 @@ def test_wrong_methods_and_unknown_tracks_explain_themselves(anna, ready_tracks)
     assert missing.status_code == 404 and missing.json()["error"] == "there is no track 99999"
     page = anna.delete(reverse("annotations:label"))
     assert page.status_code == 405 and "use GET" in page.content.decode()
+
+
+def test_long_track_visuals_are_drawn_by_a_worker_task_queued_once(
+    client, annotator, good_files, monkeypatch
+):
+    from annotations.services import track_import
+
+    track = track_import(path=good_files[0]).track
+    monkeypatch.setattr(views, "VISUALS_IN_REQUEST_MAX_S", 1.0)  # treat the 6 s file as a long one
+    client.login(username="anna", password="anna-password-1")
+    url = f"/tracks/{track.pk}/visuals.json"
+    first = client.get(url)
+    assert first.status_code == 202 and first.json()["status"] == "computing"
+    from annotations.visuals import track_visuals_building
+
+    assert track_visuals_building(track)
+    assert client.get(url).status_code == 202  # still computing; not queued a second time
+    from annotations.visuals import track_visuals_build_recorded
+
+    track_visuals_build_recorded(track=track)  # what the worker task runs
+    assert not track_visuals_building(track)
+    drawn = client.get(url)
+    assert drawn.status_code == 200 and len(drawn.json()["peaks"]["max"]) > 100

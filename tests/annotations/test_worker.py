@@ -13,6 +13,7 @@ from django.core.management import call_command
 from annotations.models import Embedding, Prediction, Track
 from annotations.services import track_import
 from annotations.tasks import embed_tracks_task
+from annotations.visuals import track_visuals_stored
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow
@@ -28,6 +29,9 @@ def test_worker_embeds_and_predicts_an_imported_track(celery_worker_process, goo
     track.refresh_from_db()
     assert track.status == Track.Status.READY and track.error == ""
     assert track.tuning_cents is not None and abs(track.tuning_cents) <= 50
+    visuals = track_visuals_stored(track)  # drawn by the worker while the audio was decoded
+    assert visuals is not None and len(visuals["chroma"]["pitch_classes"]) == 12
+    assert visuals["tuning_cents"] == pytest.approx(track.tuning_cents)
     embedding = Embedding.objects.get(track=track, semitones=0)
     stored = np.load(embedding.path)
     assert stored.shape == (embedding.n_windows, embedding.dim)
