@@ -13,7 +13,7 @@ from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db import DatabaseError, transaction
+from django.db import DatabaseError, connection, transaction
 from django.db.models import F, Q
 from django.utils import timezone
 
@@ -221,7 +221,6 @@ def head_load_cached(version: ModelVersion):
 def tracks_predict(*, track_ids: list[int], model_version_id: int | None = None) -> int:
     """Store a Prediction per track for the model version (default: the active one) and refresh the
     queue priority. Tracks lacking an embedding for the version's backbone are sent to embedding first."""
-    from ml.active import uncertainty_scores
     from ml.heads import predict_tracks
 
     version = (
@@ -243,32 +242,70 @@ def tracks_predict(*, track_ids: list[int], model_version_id: int | None = None)
 
         Track.objects.filter(id__in=missing, status=Track.Status.READY).update(status=Track.Status.PENDING)
         transaction.on_commit(lambda: embed_tracks_task.delay(missing))
-    tracks = {t.pk: t for t in Track.objects.filter(id__in=list(embeddings))}
+    tracks = Track.objects.in_bulk(list(embeddings))
     ids = [i for i in embeddings if i in tracks]
     if not ids:
         return 0
     probabilities = predict_tracks(loaded.head, [np.load(embeddings[i].path) for i in ids])
+    _predictions_store(version=version, tracks=[tracks[i] for i in ids], probabilities=probabilities)
+    return len(ids)
+
+
+PREDICTION_FIELDS = ["probabilities", "key_index", "confidence", "entropy", "margin", "uncertainty"]
+
+
+def _predictions_store(*, version: ModelVersion, tracks: list[Track], probabilities: np.ndarray) -> None:
+    """Upsert the predictions and set queue priorities in a few set-based statements per chunk (a
+    re-prediction pass over 1M tracks must not cost one round trip per track: docs/benchmarks.md)."""
+    from ml.active import uncertainty_scores
+
+    from .selectors import queue_strategy_current
+
+    strategy = queue_strategy_current()
     scores = uncertainty_scores(probabilities)
-    for row, track_id in enumerate(ids):
+    predictions, priorities = [], []
+    for row, track in enumerate(tracks):
         track_scores = {name: float(values[row]) for name, values in scores.items()}
         best = int(np.argmax(probabilities[row]))
-        priority = queue_priority_from_scores(tracks[track_id], track_scores)
-        with transaction.atomic():
-            Prediction.objects.update_or_create(
-                track_id=track_id,
+        priority = queue_priority_from_scores(track, track_scores, strategy)
+        predictions.append(
+            Prediction(
+                track=track,
                 model_version=version,
-                defaults={
-                    "probabilities": [round(float(p), 6) for p in probabilities[row]],
-                    "key_index": best,
-                    "confidence": float(probabilities[row][best]),
-                    "entropy": track_scores["entropy"],
-                    "margin": 1.0 - track_scores["margin"],
-                    "uncertainty": priority,
-                },
+                probabilities=[round(float(p), 6) for p in probabilities[row]],
+                key_index=best,
+                confidence=float(probabilities[row][best]),
+                entropy=track_scores["entropy"],
+                margin=1.0 - track_scores["margin"],
+                uncertainty=priority,
             )
-            if version.is_active:
-                Track.objects.filter(pk=track_id).update(priority=priority)
-    return len(ids)
+        )
+        track.priority = priority
+        priorities.append(track)
+    with transaction.atomic():
+        Prediction.objects.bulk_create(
+            predictions,
+            batch_size=2000,
+            update_conflicts=True,
+            unique_fields=["track", "model_version"],
+            update_fields=PREDICTION_FIELDS,
+        )
+        if version.is_active:
+            _priorities_update(priorities)
+
+
+def _priorities_update(tracks: list[Track], chunk: int = 2000) -> None:
+    if connection.vendor == "postgresql":
+        with connection.cursor() as cursor:
+            for start in range(0, len(tracks), chunk):
+                part = tracks[start : start + chunk]
+                cursor.execute(
+                    f"UPDATE {Track._meta.db_table} AS t SET priority = v.priority "
+                    "FROM unnest(%s::bigint[], %s::float8[]) AS v(id, priority) WHERE t.id = v.id",
+                    [[t.pk for t in part], [t.priority for t in part]],
+                )
+    else:
+        Track.objects.bulk_update(tracks, ["priority"], batch_size=500)
 
 
 def tracks_needing_work(*, grace: timedelta = timedelta(minutes=2)) -> tuple[list[int], list[int]]:
