@@ -51,3 +51,26 @@ def test_only_one_training_at_a_time():
 def test_activation_rule(settings, candidate, active, tolerance, expected):
     settings.KEYWEB = {**settings.KEYWEB, "ACTIVATION_TOLERANCE": tolerance}
     assert model_version_should_activate(candidate_weighted=candidate, active_weighted=active) is expected
+
+
+@pytest.mark.django_db(transaction=True)
+def test_beat_check_retrains_once_enough_new_labels_arrived(settings, django_user_model):
+    from annotations.queue import annotation_submit
+    from annotations.services import LabelValue
+    from annotations.versions import labels_since_last_training, retrain_if_due
+
+    from .queue_helpers import peaked, track_with_prediction
+
+    settings.KEYWEB = {**settings.KEYWEB, "RETRAIN_MIN_NEW_LABELS": 3}
+    user = django_user_model.objects.create_user(username="lab", password="lab-password-1")
+    tracks = [track_with_prediction(f"t{i}", peaked(i, 0.4)) for i in range(5)]
+    for track in tracks[:2]:
+        annotation_submit(user=user, track=track, label=LabelValue.parse("C major"))
+    assert labels_since_last_training() == 2 and retrain_if_due() is None
+    annotation_submit(user=user, track=tracks[2], label=LabelValue.parse("ambiguous"))
+    assert retrain_if_due() is None  # no-key labels don't train the 24-way head
+    annotation_submit(user=user, track=tracks[3], label=LabelValue.parse("G major"))
+    version = retrain_if_due()
+    assert version is not None and version.status == ModelVersion.Status.QUEUED
+    assert retrain_if_due() is None  # the running one answers; nothing queued twice
+    assert labels_since_last_training() == 0  # counted from the new version on
