@@ -27,17 +27,7 @@
     status.setAttribute("role", error ? "alert" : "status");
   }
 
-  const player = new kw.Player({
-    audio: $("audio"),
-    playButton: $("play"),
-    seek: $("seek"),
-    time: $("time"),
-    volume: $("volume"),
-    waveform: $("waveform"),
-    chroma: $("chroma"),
-    note: $("visuals-note"),
-    loopInfo: $("loop-info"),
-  });
+  const player = kw.Player.fromPage();
   kw.player = player;
 
   const aids = new kw.ListeningAids({

@@ -382,5 +382,22 @@
     }
   }
 
+  // The label and review pages use the same element ids for the player (label.html, review_track.html).
+  Player.fromPage = function fromPage(extra = {}) {
+    const $ = (id) => document.getElementById(id);
+    return new Player({
+      audio: $("audio"),
+      playButton: $("play"),
+      seek: $("seek"),
+      time: $("time"),
+      volume: $("volume"),
+      waveform: $("waveform"),
+      chroma: $("chroma"),
+      note: $("visuals-note"),
+      loopInfo: $("loop-info"),
+      ...extra,
+    });
+  };
+
   kw.Player = Player;
 })(window.keyweb);

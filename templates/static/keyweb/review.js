@@ -7,17 +7,7 @@
   const keys = kw.readJSONScript("keys-data");
   const choice = $("id_label");
 
-  const player = new kw.Player({
-    audio: $("audio"),
-    playButton: $("play"),
-    seek: $("seek"),
-    time: $("time"),
-    volume: $("volume"),
-    waveform: $("waveform"),
-    chroma: $("chroma"),
-    note: $("visuals-note"),
-    loopInfo: $("loop-info"),
-  });
+  const player = kw.Player.fromPage();
   kw.player = player;
   const aids = new kw.ListeningAids({ level: $("aid-level") });
   aids.setTuning(track.tuning_cents || 0);
