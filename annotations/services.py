@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import shutil
@@ -16,6 +15,7 @@ from django.db import IntegrityError, transaction
 from django.utils import timezone
 
 from ml.audio import AudioDecodeError, decode_validate
+from ml.cache import file_sha256  # torch-free: the same hash the embedding cache keys on
 from ml.keys import NO_KEY_LABELS, Key, KeyParseError
 
 from .models import Annotation, Track
@@ -66,14 +66,6 @@ class LabelValue:
         if normalised in ("x", "n", "none", "atonal"):
             return cls(label=Annotation.Label.NO_KEY)
         return cls(label=Annotation.Label.KEY, key=Key.parse(cleaned))
-
-
-def file_sha256(path: Path) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as handle:
-        for chunk in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def split_for_hash(content_hash: str) -> str:
