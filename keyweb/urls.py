@@ -1,4 +1,4 @@
-"""Top-level URLs. Nothing imported from here may pull in torch (tests/annotations/test_imports.py)."""
+"""Top-level URLs. Nothing reachable from here may load torch, tasks or worker (tests/annotations/test_architecture.py)."""
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
@@ -6,7 +6,7 @@ from django.urls import include, path
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
 from annotations.api.throttles import login_throttled
-from annotations.views import healthz
+from annotations.pages.library import healthz
 
 urlpatterns = [
     path("admin/", admin.site.urls),

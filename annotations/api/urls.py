@@ -19,6 +19,7 @@ urlpatterns = [
     path("v1/annotations", labels.AnnotationListApi.as_view(), name="annotation-list"),
     path("v1/annotations/<int:pk>", labels.AnnotationDetailApi.as_view(), name="annotation-detail"),
     path("v1/queue/next", labels.QueueNextApi.as_view(), name="queue-next"),
+    path("v1/queue/progress", labels.QueueProgressApi.as_view(), name="queue-progress"),
     path("v1/queue/submit", labels.QueueSubmitApi.as_view(), name="queue-submit"),
     path("v1/queue/skip", labels.QueueSkipApi.as_view(), name="queue-skip"),
     path("v1/queue/undo", labels.QueueUndoApi.as_view(), name="queue-undo"),

@@ -11,10 +11,13 @@ import pytest
 from django.contrib.auth.models import User
 from django.urls import reverse
 
-from annotations import dashboard as stats
+from annotations import selectors
 from annotations.models import Annotation, ModelVersion, QueueSettings, Track
-from annotations.services import LabelValue, annotation_import, track_import
-from annotations.versions import model_training_request
+from annotations.pages.dashboard import api_export_links
+from annotations.pages.keys import circle_of_fifths
+from annotations.services.labels import LabelValue, annotation_import
+from annotations.services.model_versions import model_training_request
+from annotations.services.tracks import track_import
 
 DASHBOARD = reverse("annotations:dashboard")
 TRAIN = reverse("annotations:dashboard_training_request")
@@ -36,7 +39,7 @@ def labeled(good_files, roles, annotator) -> list[Track]:
     Annotation.objects.create(
         track=tracks[2], annotator=annotator, label="key", key_index=3, time_spent_s=12.0
     )
-    from annotations.services import track_consensus_refresh
+    from annotations.services.labels import track_consensus_refresh
 
     track_consensus_refresh(track=tracks[2])
     return tracks
@@ -67,14 +70,14 @@ def test_dashboard_shows_tracks_labels_throughput_and_versions(ada, labeled):
 
 
 def test_selectors_count_what_the_dashboard_shows(labeled, annotator):
-    table = stats.tracks_by_status_and_split()
+    table = selectors.tracks_by_status_and_split()
     assert table["total"] == 3 and table["labeled_total"] == 3
     assert sum(row["total"] for row in table["rows"]) == 3
     assert next(row for row in table["rows"] if row["status"] == "pending")["total"] == 3
-    throughput = stats.annotator_throughput()
+    throughput = selectors.annotator_throughput()
     assert throughput == [{"username": "anna", "today": 1, "week": 1, "total": 1, "seconds_per_track": 12.0}]
-    assert len(stats.circle_of_fifths()) == 12
-    assert stats.circle_of_fifths()[1] == {"major": 7, "minor": 16}  # G major and E minor
+    assert len(circle_of_fifths()) == 12
+    assert circle_of_fifths()[1] == {"major": 7, "minor": 16}  # G major and E minor
 
 
 def test_training_request_answers_json_and_never_queues_two(ada, admin_user):
@@ -166,10 +169,10 @@ def test_learning_curve_and_confusion_come_from_version_metrics(db):
         for n in (1, 2)
     ]
     ModelVersion.objects.create(name="v3", backbone="pitch_class", status="failed", error="boom")
-    curve = stats.learning_curve(stats.model_versions_for_dashboard())
+    curve = selectors.model_learning_curve()
     assert [(p["n_training_labels"], p["weighted"]) for p in curve] == [(10, 0.6), (20, 0.7)]
-    assert stats.confusion_for(versions[0])[0][7] == 2
-    summary = stats.model_version_summary(versions[1])
+    assert selectors.model_version_confusion(versions[0])[0][7] == 2
+    summary = selectors.model_version_summary(versions[1])
     assert summary["relations"]["correct"] is None and summary["ece"] == 0.1
     assert json.dumps(summary)  # the status endpoint serialises it
 
@@ -188,9 +191,7 @@ def test_training_status_answers_an_expired_session_in_json(client, db):
 
 
 def test_dashboard_links_the_api_exports_when_the_api_is_installed(ada, admin_user):
-    from annotations.views import _api_export_links
-
-    links = _api_export_links()
+    links = api_export_links()
     assert [url for _, url in links] == [
         f"/api/v1/exports/{f}" for f in ("csv", "jsonl", "jams", "giantsteps")
     ]

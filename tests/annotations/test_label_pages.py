@@ -1,5 +1,5 @@
-"""The label page and its JSON endpoints, the visuals, the home page's progress and the review pages,
-through the HTTP client with real logins."""
+"""The label page and the labeling API it uses (/api/v1/queue/*, session login + CSRF), the visuals, the
+home page's progress and the review pages, through the HTTP client with real logins."""
 
 from __future__ import annotations
 
@@ -12,22 +12,37 @@ from django.contrib.auth.models import User
 from django.test import Client
 from django.urls import reverse
 
-from annotations import views
 from annotations.models import Annotation, ModelVersion, Prediction, Skip, Track
-from annotations.services import track_import
-from annotations.visuals import track_visuals_compute, track_visuals_path
+from annotations.pages import label as label_pages
+from annotations.selectors import track_visuals_path
+from annotations.services.tracks import track_import
+from annotations.services.visuals import track_visuals_compute
 from ml.keys import Key
 from tests.factories import write_synthetic
 
-SUBMIT = reverse("annotations:label_submit")
-SKIP = reverse("annotations:label_skip")
-UNDO = reverse("annotations:label_undo")
-NEXT = reverse("annotations:label_next")
+NEXT = reverse("api:queue-next")
+SUBMIT = reverse("api:queue-submit")
+SKIP = reverse("api:queue-skip")
+UNDO = reverse("api:queue-undo")
+PROGRESS = reverse("api:queue-progress")
 
 
-def _post(client: Client, url: str, body) -> dict:
-    response = client.post(url, data=json.dumps(body), content_type="application/json")
-    return response.status_code, response.json()
+def _post(client: Client, url: str, body=None) -> tuple[int, dict | None]:
+    data = "" if body is None else json.dumps(body)
+    response = client.post(url, data=data, content_type="application/json")
+    return response.status_code, (response.json() if response.content else None)
+
+
+def _next(client: Client) -> dict | None:
+    status, body = _post(client, NEXT)
+    assert status in (200, 204), body
+    return body
+
+
+def _fields(body: dict) -> list[str | None]:
+    """The fields an API error names (annotations/api/errors.py)."""
+    assert set(body) == {"status", "code", "detail", "errors"}, body
+    return [item["field"] for item in body["errors"]]
 
 
 @pytest.fixture
@@ -49,7 +64,7 @@ def _predict(track: Track, version: ModelVersion, best: int, confidence: float =
         confidence=confidence,
         entropy=1.0,
         margin=0.5,
-        uncertainty=1.0,
+        priority=1.0,
     )
 
 
@@ -65,11 +80,14 @@ def audio_files(tmp_path_factory) -> list:
 
 @pytest.fixture
 def ready_tracks(audio_files, model_version) -> list[Track]:
-    """The three files imported, marked analysed and predicted (C major, A minor, Eb major)."""
+    """The three files imported into the pool, marked analysed and predicted (C major, A minor, Eb major)."""
     tracks = []
     for number, (path, key) in enumerate(zip(audio_files, ("C major", "A minor", "Eb major"), strict=True)):
         track = track_import(path=path).track
-        Track.objects.filter(pk=track.pk).update(status=Track.Status.READY, priority=3 - number)
+        # Pool tracks: held-out ones are served without suggestions (see the held-out test).
+        Track.objects.filter(pk=track.pk).update(
+            status=Track.Status.READY, priority=3 - number, split=Track.Split.POOL
+        )
         track.refresh_from_db()
         _predict(track, model_version, Key.parse(key).index)
         tracks.append(track)
@@ -82,50 +100,73 @@ def anna(client, annotator) -> Client:
     return client
 
 
-def test_label_page_serves_a_leased_track_with_the_model_top_three(anna, ready_tracks):
+def test_label_page_loads_its_scripts_and_the_api_addresses_without_leasing(anna, ready_tracks):
     response = anna.get(reverse("annotations:label"))
     assert response.status_code == 200
     page = response.content.decode()
-    initial = json.loads(page.split('id="initial-data" type="application/json">')[1].split("</script>")[0])
-    track = initial["track"]
-    assert track["id"] in {t.pk for t in ready_tracks}
-    assert len(track["prediction"]["top"]) == 3
-    assert track["prediction"]["top"][0]["probability"] == pytest.approx(0.6)
-    assert Track.objects.get(pk=track["id"]).lease_user.username == "anna"
-    assert initial["progress"] == {"labeled_today": 0, "labeled_total": 0, "queue_size": 3}
     for script in ("common.js", "player.js", "aids.js", "circle.js", "label.js"):
         assert f"keyweb/{script}" in page
     assert "Keyboard shortcuts" in page
+    urls = json.loads(page.split('id="api-urls" type="application/json">')[1].split("</script>")[0])
+    assert urls == {"next": NEXT, "submit": SUBMIT, "skip": SKIP, "undo": UNDO, "progress": PROGRESS}
+    assert "/label/next.json" not in page and "initial-data" not in page
+    assert not Track.objects.filter(lease_user__isnull=False).exists()  # the script leases, not the GET
 
 
-def test_submit_stores_the_label_and_answers_with_the_next_track(anna, ready_tracks):
-    first = anna.get(NEXT).json()["track"]
+def test_queue_serves_a_leased_track_with_the_model_top_three(anna, ready_tracks):
+    track = _next(anna)
+    assert track["id"] in {t.pk for t in ready_tracks}
+    assert [s["probability"] for s in track["suggestions"]][0] == pytest.approx(0.6)
+    assert len(track["suggestions"]) == 3 and track["blind"] is None
+    best = Track.objects.get(pk=track["id"]).predictions.get().key_index
+    assert track["suggestions"][0]["index"] == best
+    assert track["suggestions"][0]["key"] == Key.from_index(best).mir_eval
+    assert len(track["probabilities"]) == 24
+    assert track["suggestion_model"]["is_active"] is True
+    assert "prediction" not in track  # suggestions only, under the one rule
+    assert Track.objects.get(pk=track["id"]).lease_user.username == "anna"
+    assert track["progress"] == {"labeled_today": 0, "labeled_total": 0, "queue_size": 3}
+    assert track["audio_url"] == reverse("annotations:track_audio", args=[track["id"]])
+    assert track["visuals_url"] == reverse("annotations:track_visuals", args=[track["id"]])
+
+
+def test_held_out_tracks_are_served_without_suggestions_and_say_why(anna, ready_tracks):
+    Track.objects.update(split=Track.Split.TEST)
+    track = _next(anna)
+    assert track["split"] == "test"
+    assert track["suggestions"] == [] and track["probabilities"] is None
+    assert track["suggestion_model"] is None
+    assert "Held-out track" in track["blind"] and "measures the model" in track["blind"]
+
+
+def test_submit_stores_the_label_and_next_serves_another_with_progress(anna, ready_tracks):
+    first = _next(anna)
     status, body = _post(
         anna,
         SUBMIT,
         {
             "track": first["id"],
-            "label": "key",
-            "key": 9 + 12,
+            "key": "A minor",
             "tuning_cents": "-12",
             "notes": "clear",
             "time_spent_s": 7.5,
         },
     )
-    assert status == 200, body
+    assert status == 201, body
     annotation = Annotation.objects.get(track_id=first["id"])
     assert (annotation.key_index, annotation.tuning_cents, annotation.time_spent_s) == (21, -12.0, 7.5)
     assert annotation.notes == "clear"
-    assert body["saved"]["label"] == "A minor"
-    assert body["track"]["id"] != first["id"]
-    assert body["progress"]["labeled_total"] == 1 and body["progress"]["queue_size"] == 2
+    assert body["key"] == "A minor"
+    following = _next(anna)
+    assert following["id"] != first["id"]
+    assert following["progress"]["labeled_total"] == 1 and following["progress"]["queue_size"] == 2
 
 
 def test_submit_accepts_keys_in_any_notation_and_no_key_labels(anna, ready_tracks):
-    track = anna.get(NEXT).json()["track"]
-    assert _post(anna, SUBMIT, {"track": track["id"], "key": "8B"})[0] == 200
+    track = _next(anna)
+    assert _post(anna, SUBMIT, {"track": track["id"], "key": "8B"})[0] == 201
     track = Track.objects.exclude(annotations__isnull=False).first()
-    assert _post(anna, SUBMIT, {"track": track.pk, "label": "modulating"})[0] == 200
+    assert _post(anna, SUBMIT, {"track": track.pk, "key": "modulating"})[0] == 201
     labels = set(Annotation.objects.values_list("label", "key_index"))
     assert labels == {("key", 0), ("modulating", None)}
 
@@ -133,116 +174,125 @@ def test_submit_accepts_keys_in_any_notation_and_no_key_labels(anna, ready_track
 @pytest.mark.parametrize(
     ("body", "message"),
     [
-        ({"label": "key", "key": 3}, "'track' must be the id"),
-        ({"track": 999999, "key": 3}, "there is no track 999999"),
-        ({"track": "TRACK", "key": 3}, "'track' must be the id"),
-        ({"track": None, "key": 24}, "'track' must be the id"),
-        ({"key": 24}, "'track' must be the id"),
+        ({"key": "D major"}, "required"),
+        ({"track": 999999, "key": "D major"}, "there is no track with id 999999"),
+        ({"track": "TRACK", "key": "D major"}, "valid integer"),
+        ({"track": None, "key": 24}, "may not be null"),
+        ({"key": 24}, "required"),
     ],
 )
 def test_submit_without_a_valid_track_is_a_400_that_says_why(anna, ready_tracks, body, message):
     status, answer = _post(anna, SUBMIT, body)
     assert status == 400
-    assert message in answer["error"]
+    assert "track" in _fields(answer)
+    track_error = next(e for e in answer["errors"] if e["field"] == "track")
+    assert message in track_error["message"]
+    assert not Annotation.objects.exists()
 
 
 @pytest.mark.parametrize(
-    ("extra", "message"),
+    ("extra", "field", "message"),
     [
-        ({"key": 24}, "from 0 to 23"),
-        ({"key": "H sharp major"}, "not a key we understand"),
-        ({"label": "sad"}, "'label' must be 'key'"),
-        ({}, "pick a key"),
-        ({"key": 3, "tuning_cents": 80}, "between -50 and +50 cents"),
-        ({"key": 3, "tuning_cents": "flat"}, "must be a number"),
-        ({"key": 3, "time_spent_s": -3}, "cannot be negative"),
-        ({"key": 3, "notes": ["a list"]}, "'notes' must be text"),
-        ({"key": 3, "notes": "x" * 5001}, "limited to 5000 characters"),
+        ({"key": 24}, "key", "must be text"),
+        ({"key": "H sharp major"}, "key", "not a key we understand"),
+        ({"key": "sad"}, "key", "not a key we understand"),
+        ({}, "key", "required"),
+        ({"key": "D major", "tuning_cents": 80}, "tuning_cents", "less than or equal to 50"),
+        ({"key": "D major", "tuning_cents": "flat"}, "tuning_cents", "valid number"),
+        ({"key": "D major", "time_spent_s": -3}, "time_spent_s", "greater than or equal to 0"),
+        ({"key": "D major", "notes": ["a list"]}, "notes", "Not a valid string"),
+        ({"key": "D major", "notes": "x" * 5001}, "notes", "no more than 5000 characters"),
     ],
 )
-def test_submit_with_bad_fields_is_a_400_that_says_why(anna, ready_tracks, extra, message):
-    track = anna.get(NEXT).json()["track"]
+def test_submit_with_bad_fields_is_a_400_that_says_why(anna, ready_tracks, extra, field, message):
+    track = _next(anna)
     status, answer = _post(anna, SUBMIT, {"track": track["id"], **extra})
     assert status == 400
-    assert message in answer["error"]
+    assert _fields(answer) == [field]
+    assert message in answer["errors"][0]["message"] and message in answer["detail"]
     assert not Annotation.objects.exists()
 
 
 def test_submit_rejects_bodies_that_are_not_json_objects(anna, ready_tracks):
     response = anna.post(SUBMIT, data="key=C", content_type="application/json")
-    assert response.status_code == 400 and "not valid JSON" in response.json()["error"]
-    assert _post(anna, SUBMIT, [1, 2])[1]["error"] == "the request body must be a JSON object"
+    assert response.status_code == 400 and _fields(response.json()) == ["body"]
+    assert "JSON parse error" in response.json()["detail"]
+    status, answer = _post(anna, SUBMIT, [1, 2])
+    assert status == 400 and "Expected a dictionary" in answer["detail"]
 
 
 def test_labeling_the_same_track_twice_is_refused(anna, ready_tracks):
-    track = anna.get(NEXT).json()["track"]
-    assert _post(anna, SUBMIT, {"track": track["id"], "key": 0})[0] == 200
-    status, answer = _post(anna, SUBMIT, {"track": track["id"], "key": 7})
-    assert status == 400 and "already labeled" in answer["error"]
+    track = _next(anna)
+    assert _post(anna, SUBMIT, {"track": track["id"], "key": "C major"})[0] == 201
+    status, answer = _post(anna, SUBMIT, {"track": track["id"], "key": "G major"})
+    assert status == 409 and "already labeled" in answer["detail"]
 
 
-def test_skip_serves_another_track_and_remembers_the_skip(anna, ready_tracks):
-    first = anna.get(NEXT).json()["track"]
+def test_skip_remembers_the_skip_and_next_serves_another_track(anna, ready_tracks):
+    first = _next(anna)
     status, body = _post(anna, SKIP, {"track": first["id"]})
     assert status == 200
-    assert body["skipped"]["track"] == first["id"]
-    assert body["track"]["id"] != first["id"]
+    assert body == {"skipped": first["id"]}
+    assert _next(anna)["id"] != first["id"]
     assert Skip.objects.filter(track_id=first["id"], annotator__username="anna").exists()
-    assert _post(anna, SKIP, {"track": "x"})[0] == 400
+    status, answer = _post(anna, SKIP, {"track": "x"})
+    assert status == 400 and _fields(answer) == ["track"]
 
 
 def test_undo_withdraws_the_last_label_and_gives_the_track_back(anna, ready_tracks):
-    track = anna.get(NEXT).json()["track"]
-    _post(anna, SUBMIT, {"track": track["id"], "key": 4, "notes": "maybe"})
-    status, body = _post(anna, UNDO, {})
+    track = _next(anna)
+    _post(anna, SUBMIT, {"track": track["id"], "key": "E major", "notes": "maybe", "tuning_cents": 5})
+    status, body = _post(anna, UNDO)
     assert status == 200
     assert body["track"]["id"] == track["id"]
-    assert body["undone"]["key"] == 4 and body["undone"]["notes"] == "maybe"
+    assert len(body["track"]["suggestions"]) == 3  # the same rule as a freshly served track
+    assert body["track"]["progress"]["labeled_total"] == 0
+    undone = body["undone"]
+    assert (undone["key"], undone["notes"], undone["tuning_cents"]) == ("E major", "maybe", 5.0)
     assert not Annotation.objects.exists()
     assert Track.objects.get(pk=track["id"]).lease_user.username == "anna"  # held for the correction
-    status, body = _post(anna, UNDO, {})
-    assert status == 400 and "nothing to undo" in body["error"]
+    status, body = _post(anna, UNDO)
+    assert status == 409 and "no label from the last hour to undo" in body["detail"]
 
 
-def test_an_empty_queue_answers_with_no_track(anna, model_version):
-    body = anna.get(NEXT).json()
-    assert body["track"] is None and body["progress"]["queue_size"] == 0
+def test_an_empty_queue_answers_204_and_progress_still_counts(anna, model_version):
+    assert _post(anna, NEXT) == (204, None)
+    assert anna.get(PROGRESS).json() == {"labeled_today": 0, "labeled_total": 0, "queue_size": 0}
     assert "Nothing to label right now" in anna.get(reverse("annotations:label")).content.decode()
 
 
-def test_json_endpoints_answer_401_and_403_in_json(client, roles, ready_tracks):
-    assert client.get(NEXT).status_code == 401
-    assert "log in" in client.get(NEXT).json()["error"]
+def test_labeling_api_answers_401_and_403_in_json(client, roles, ready_tracks):
+    anonymous = client.post(NEXT)
+    assert anonymous.status_code == 401
+    assert "credentials were not provided" in anonymous.json()["detail"]
     User.objects.create_user(username="visitor", password="visitor-password-1")
     client.login(username="visitor", password="visitor-password-1")
     response = client.post(SUBMIT, data="{}", content_type="application/json")
-    assert response.status_code == 403 and "annotator role" in response.json()["error"]
+    assert response.status_code == 403 and "ask an admin" in response.json()["detail"]
     assert client.get(reverse("annotations:label")).status_code == 403
 
 
-def test_json_endpoints_need_the_csrf_token(annotator, ready_tracks):
+def test_labeling_api_needs_the_csrf_token_with_a_session(annotator, ready_tracks):
     browser = Client(enforce_csrf_checks=True)
     browser.login(username="anna", password="anna-password-1")
-    track = browser.get(NEXT).json()["track"]
-    refused = browser.post(
-        SUBMIT, data=json.dumps({"track": track["id"], "key": 0}), content_type="application/json"
-    )
-    assert refused.status_code == 403
     token = browser.get(reverse("annotations:label")).context["csrf_token"]
+    refused = browser.post(NEXT)
+    assert refused.status_code == 403 and "CSRF" in refused.json()["detail"]
+    track = browser.post(NEXT, headers={"X-CSRFToken": str(token)}).json()
+    body = json.dumps({"track": track["id"], "key": "C major"})
+    refused = browser.post(SUBMIT, data=body, content_type="application/json")
+    assert refused.status_code == 403
     accepted = browser.post(
-        SUBMIT,
-        data=json.dumps({"track": track["id"], "key": 0}),
-        content_type="application/json",
-        headers={"X-CSRFToken": str(token)},
+        SUBMIT, data=body, content_type="application/json", headers={"X-CSRFToken": str(token)}
     )
-    assert accepted.status_code == 200
+    assert accepted.status_code == 201
 
 
 def test_submit_answers_quickly(anna, ready_tracks):
     """Not a benchmark: a guard against a submit that does something slow (e.g. touching audio)."""
-    track = anna.get(NEXT).json()["track"]
+    track = _next(anna)
     started = time.perf_counter()
-    assert _post(anna, SUBMIT, {"track": track["id"], "key": 0})[0] == 200
+    assert _post(anna, SUBMIT, {"track": track["id"], "key": "C major"})[0] == 201
     assert time.perf_counter() - started < 2.0
 
 
@@ -307,18 +357,12 @@ def test_visuals_of_a_missing_audio_file_are_a_404_that_says_so(anna, ready_trac
 
 
 def test_home_shows_progress_and_agreement_with_the_model(anna, ready_tracks):
-    first = anna.get(NEXT).json()["track"]
+    first = _next(anna)
     predicted = Track.objects.get(pk=first["id"]).predictions.get().key_index
-    _post(anna, SUBMIT, {"track": first["id"], "key": predicted})
-    second = anna.get(NEXT).json()["track"]
-    _post(
-        anna,
-        SUBMIT,
-        {
-            "track": second["id"],
-            "key": (Track.objects.get(pk=second["id"]).predictions.get().key_index + 7) % 24,
-        },
-    )
+    _post(anna, SUBMIT, {"track": first["id"], "key": Key.from_index(predicted).mir_eval})
+    second = _next(anna)
+    other = (Track.objects.get(pk=second["id"]).predictions.get().key_index + 7) % 24
+    _post(anna, SUBMIT, {"track": second["id"], "key": Key.from_index(other).mir_eval})
     page = anna.get(reverse("annotations:home")).content.decode()
     assert 'data-testid="labeled-today">2<' in page
     assert 'data-testid="labeled-total">2<' in page
@@ -337,7 +381,7 @@ def disputed(ready_tracks, roles, settings) -> Track:
         user = User.objects.create_user(username=name, password=f"{name}-password-1")
         user.groups.add(roles["annotator"])
         Annotation.objects.create(track=track, annotator=user, label="key", key_index=key)
-    from annotations.services import track_consensus_refresh
+    from annotations.services.labels import track_consensus_refresh
 
     track = track_consensus_refresh(track=track)
     assert track.needs_review
@@ -352,10 +396,15 @@ def reviewer(client, roles) -> Client:
     return client
 
 
+def _decide(client: Client, track: Track, body: dict) -> tuple[int, dict]:
+    return _post(client, reverse("api:track-review", args=[track.pk]), body)
+
+
 def test_review_is_for_reviewers_and_admins_only(anna, disputed):
     response = anna.get(reverse("annotations:review_list"))
     assert response.status_code == 403
     assert "Only reviewers and admins" in response.content.decode()
+    assert _decide(anna, disputed, {"key": "C major"})[0] == 403
 
 
 def test_reviewer_sees_annotations_and_prediction_and_decides(reviewer, disputed):
@@ -366,50 +415,67 @@ def test_reviewer_sees_annotations_and_prediction_and_decides(reviewer, disputed
     assert "C major" in page and "G major" in page  # both annotators' labels
     assert "ben" in page and "cleo" in page
     assert "The model" in page and "60%" in page
-    response = reviewer.post(url, {"label": "7", "notes": "the bass settles on G"})
-    assert response.status_code == 302
+    # One button per distinct label, carrying what the API takes; the decision goes to the API.
+    assert 'data-label="C major"' in page and 'data-label="G major"' in page
+    assert reverse("api:track-review", args=[disputed.pk]) in page
+    assert '<option value="G major">' in page
+    status, body = _decide(reviewer, disputed, {"key": "G major", "notes": "the bass settles on G"})
+    assert status == 200, body
+    assert body["consensus"]["key"] == "G major"
     disputed.refresh_from_db()
     assert (disputed.consensus_label, disputed.consensus_key, disputed.needs_review) == ("key", 7, False)
     assert Annotation.objects.get(track=disputed, source="review").notes == "the bass settles on G"
 
 
 @pytest.mark.parametrize(
-    ("label", "message"), [("", "choose the key"), ("42", "from 0 to 23"), ("Q minor", "not a key")]
+    ("label", "message"), [("", "must be text"), ("42", "not a key"), ("Q minor", "not a key")]
 )
 def test_a_bad_review_decision_is_a_400_that_says_why(reviewer, disputed, label, message):
-    response = reviewer.post(reverse("annotations:review_track", args=[disputed.pk]), {"label": label})
-    assert response.status_code == 400
-    assert message in response.content.decode()
+    status, body = _decide(reviewer, disputed, {"key": label})
+    assert status == 400
+    assert _fields(body) == ["key"] and message in body["detail"]
     disputed.refresh_from_db()
     assert disputed.needs_review
 
 
 def test_wrong_methods_and_unknown_tracks_explain_themselves(anna, ready_tracks):
     wrong = anna.get(SUBMIT)
-    assert wrong.status_code == 405 and wrong["Allow"] == "POST"
-    assert "use POST" in wrong.json()["error"]
+    assert wrong.status_code == 405 and "POST" in wrong["Allow"]
+    assert 'Method "GET" not allowed' in wrong.json()["detail"]
     missing = anna.get(reverse("annotations:track_visuals", args=[99999]))
     assert missing.status_code == 404 and missing.json()["error"] == "there is no track 99999"
     page = anna.delete(reverse("annotations:label"))
     assert page.status_code == 405 and "use GET" in page.content.decode()
 
 
+def test_the_old_label_json_endpoints_are_gone(anna, ready_tracks):
+    for path in ("/label/next.json", "/label/submit.json", "/label/skip.json", "/label/undo.json"):
+        assert anna.get(path).status_code == 404
+
+
+def test_review_decisions_are_the_apis_the_page_takes_none(reviewer, disputed):
+    response = reviewer.post(reverse("annotations:review_track", args=[disputed.pk]), {"label": "7"})
+    assert response.status_code == 405
+    disputed.refresh_from_db()
+    assert disputed.needs_review
+
+
 def test_long_track_visuals_are_drawn_by_a_worker_task_queued_once(
     client, annotator, good_files, monkeypatch
 ):
-    from annotations.services import track_import
+    from annotations.services.tracks import track_import
 
     track = track_import(path=good_files[0]).track
-    monkeypatch.setattr(views, "VISUALS_IN_REQUEST_MAX_S", 1.0)  # treat the 6 s file as a long one
+    monkeypatch.setattr(label_pages, "VISUALS_IN_REQUEST_MAX_S", 1.0)  # treat the 6 s file as a long one
     client.login(username="anna", password="anna-password-1")
     url = f"/tracks/{track.pk}/visuals.json"
     first = client.get(url)
     assert first.status_code == 202 and first.json()["status"] == "computing"
-    from annotations.visuals import track_visuals_building
+    from annotations.selectors import track_visuals_building
 
     assert track_visuals_building(track)
     assert client.get(url).status_code == 202  # still computing; not queued a second time
-    from annotations.visuals import track_visuals_build_recorded
+    from annotations.services.visuals import track_visuals_build_recorded
 
     track_visuals_build_recorded(track=track)  # what the worker task runs
     assert not track_visuals_building(track)

@@ -6,7 +6,7 @@ import pytest
 from django.urls import reverse
 
 from annotations.models import Track
-from annotations.services import track_import
+from annotations.services.tracks import track_import
 
 
 def test_login_required(client, db):

@@ -6,7 +6,8 @@ from __future__ import annotations
 from pathlib import Path
 
 from annotations.models import Track
-from annotations.services import LabelValue, track_import
+from annotations.services.labels import LabelValue
+from annotations.services.tracks import track_import
 from ml.keys import ALL_KEYS
 from tests.factories import write_synthetic
 
@@ -34,7 +35,8 @@ def tracks_import(
 
 def tracks_analyse(tracks: list[Track]) -> None:
     """Embed and predict in this process (what the worker does), so the tracks are ready to label."""
-    from annotations.pipeline import tracks_embed, tracks_predict
+    from annotations.worker.analysis import tracks_embed
+    from annotations.worker.prediction import tracks_predict
 
     ids = [track.pk for track in tracks]
     tracks_embed(track_ids=ids)

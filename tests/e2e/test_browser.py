@@ -26,6 +26,8 @@ def _wait_for_new_track(page, previous: int) -> int:
 @pytest.fixture
 def library(tmp_path, roles, annotator) -> list[Track]:
     tracks = tracks_import(tmp_path / "library", count=6)
+    # Pool tracks, so each comes with the model's suggestions (held-out ones come without: test_labeling.py).
+    Track.objects.filter(pk__in=[t.pk for t in tracks]).update(split=Track.Split.POOL)
     tracks_analyse(tracks)
     assert Track.objects.filter(status=Track.Status.READY, predictions__isnull=False).count() == 6
     return tracks
@@ -44,6 +46,8 @@ def test_annotator_labels_three_tracks_by_keyboard(page, library):
     page.wait_for_function("window.keyweb && window.keyweb.player && window.keyweb.player.visuals !== null")
     first = _current_track(page)
     assert first in {t.pk for t in library}
+    # The suggestions are shown, never preselected: the circle starts with no key picked.
+    assert page.evaluate("window.keyweb.picker.selected") is None
     assert page.locator("#suggestions li").count() == 3
     assert "Keyboard shortcuts" in page.text_content("#shortcuts")
 
@@ -61,6 +65,9 @@ def test_annotator_labels_three_tracks_by_keyboard(page, library):
     page.keyboard.press("Space")  # the click started playback; pause again
 
     # The reference tones: a drone on, off, then a cadence, all synthesized with Web Audio.
+    # Nothing is preselected (the model's key would anchor the listener): pick C to hear its references.
+    page.keyboard.press("c")
+    assert page.evaluate("window.keyweb.picker.selected") == 0
     started = page.evaluate("window.keyweb.oscillatorsStarted")
     page.keyboard.press("o")
     page.wait_for_function("window.keyweb.referencePlaying === true")
@@ -74,9 +81,7 @@ def test_annotator_labels_three_tracks_by_keyboard(page, library):
     page.keyboard.press("Escape")
 
     # Track 1: confirm the model's first suggestion with one keystroke.
-    suggested = page.evaluate(
-        "JSON.parse(document.getElementById('initial-data').textContent).track.prediction.top[0].index"
-    )
+    suggested = page.evaluate("window.keyweb.track.suggestions[0].index")
     page.keyboard.press("1")
     second = _wait_for_new_track(page, first)
     assert "Saved" in page.text_content("#status")

@@ -11,16 +11,17 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ...permissions import IsAdmin
+from annotations.permissions import IsAdmin
+from annotations.services.accounts import token_issue, token_revoke, user_create, user_update
+
 from ..errors import field_error
-from ..serializers import (
+from ..serializers.auth import (
     CredentialsSerializer,
     TokenSerializer,
     UserCreateSerializer,
     UserSerializer,
     UserUpdateSerializer,
 )
-from ..services import token_issue, token_revoke, user_create, user_update
 from ..throttles import AuthRateThrottle
 
 User = get_user_model()

@@ -1,4 +1,5 @@
-"""Annotations (scoped by role), the labeling queue and reviewer decisions."""
+"""Annotations (scoped by role), the labeling queue and reviewer decisions. The label and review pages
+use these endpoints too (session + CSRF), so there is one set of labeling rules."""
 
 from __future__ import annotations
 
@@ -9,23 +10,32 @@ from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotations.permissions import IsAnnotator, IsReviewer
+from annotations.selectors import annotations_visible_to, tracks_with_active_prediction
+from annotations.services.queue import (
+    QueueError,
+    annotation_submit,
+    annotation_undo,
+    queue_next,
+    queue_skip,
+    review_decide,
+)
+
 from ...models import Annotation, Track
-from ...permissions import IsAnnotator, IsReviewer, annotations_visible_to
-from ...queue import QueueError, annotation_submit, annotation_undo, queue_next, queue_skip, review_decide
 from ..errors import Conflict, field_error
 from ..filters import AnnotationFilter
-from ..selectors import tracks_with_active_prediction
-from ..serializers import (
+from ..serializers.labels import (
     AnnotationCreateSerializer,
     AnnotationSerializer,
+    ProgressSerializer,
     QueueTrackSerializer,
     ReviewDecisionSerializer,
     SkipResultSerializer,
-    TrackDetailSerializer,
     TrackRefSerializer,
-    TrackSerializer,
     UndoResultSerializer,
+    progress_data,
 )
+from ..serializers.tracks import TrackDetailSerializer, TrackSerializer
 
 
 def _track_or_400(track_id: int) -> Track:
@@ -33,6 +43,15 @@ def _track_or_400(track_id: int) -> Track:
     if track is None:
         raise field_error("track", f"there is no track with id {track_id}")
     return track
+
+
+def _annotation_latest_own(user) -> Annotation | None:
+    """The label `annotation_undo` withdraws (it returns only the track)."""
+    return (
+        Annotation.objects.filter(annotator=user, source=Annotation.Source.ANNOTATOR)
+        .order_by("-created_at", "-id")
+        .first()
+    )
 
 
 def _submit(request) -> Response:
@@ -97,7 +116,17 @@ class QueueNextApi(APIView):
         track = queue_next(user=request.user)
         if track is None:
             return Response(status=status.HTTP_204_NO_CONTENT)
-        return Response(QueueTrackSerializer(track).data)
+        return Response(QueueTrackSerializer(track, context={"request": request}).data)
+
+
+class QueueProgressApi(APIView):
+    """Your labeling counts and how many tracks the queue could still serve you (any role)."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(responses={200: ProgressSerializer})
+    def get(self, request):
+        return Response(progress_data(request.user))
 
 
 class QueueSubmitApi(APIView):
@@ -131,10 +160,16 @@ class QueueUndoApi(APIView):
 
     @extend_schema(request=None, responses={200: UndoResultSerializer})
     def post(self, request):
+        latest = _annotation_latest_own(request.user)
         track = annotation_undo(user=request.user)
-        if track is None:
+        if track is None or latest is None:
             raise Conflict("you have no label from the last hour to undo")
-        return Response({"track": QueueTrackSerializer(track).data})
+        return Response(
+            {
+                "track": QueueTrackSerializer(track, context={"request": request}).data,
+                "undone": AnnotationSerializer(latest).data,
+            }
+        )
 
 
 class ReviewListApi(ListAPIView):

@@ -10,12 +10,13 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotations.permissions import IsAdmin, IsAnnotator
+from annotations.selectors import labels_since_last_training, model_learning_curve
+from annotations.services.model_versions import model_training_request, model_version_activate
+
 from ...models import ModelVersion
-from ...permissions import IsAdmin, IsAnnotator
-from ...versions import labels_since_last_training, model_training_request, model_version_activate
 from ..errors import Conflict
-from ..selectors import model_learning_curve
-from ..serializers import (
+from ..serializers.model_versions import (
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
     TrainingRequestResultSerializer,

@@ -15,22 +15,20 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
+from annotations.permissions import IsAdmin, IsAnnotator
+from annotations.selectors import annotations_visible_to, track_best_key, tracks_with_active_prediction
+from annotations.services.tracks import track_delete, track_import
+
 from ...models import Prediction, Track
-from ...permissions import IsAdmin, IsAnnotator, annotations_visible_to
-from ...services import track_import
 from ..errors import PayloadTooLarge, error_body
 from ..filters import TrackFilter
-from ..selectors import track_best_key, tracks_with_active_prediction
-from ..serializers import (
-    BestKeySerializer,
-    KeyQuerySerializer,
+from ..serializers.keys import BestKeySerializer, KeyQuerySerializer, best_key_data
+from ..serializers.tracks import (
     TrackDetailSerializer,
     TrackSerializer,
     UploadReportSerializer,
     UploadSerializer,
-    best_key_data,
 )
-from ..services import track_delete
 
 
 def refuse_oversized_upload(request) -> None:

@@ -116,6 +116,20 @@
       if (!silent) this.onSelect(key);
     }
 
+    /* No key selected (a new track starts this way: the model's guess is never preselected). */
+    clear() {
+      if (this.selected !== null) {
+        const previous = this.wedges.get(this.selected);
+        previous.group.setAttribute("aria-checked", "false");
+        previous.group.classList.remove("selected");
+      }
+      this.selected = null;
+      this.centerText.textContent = "";
+      this.centerCode.textContent = "";
+      for (const other of this.wedges.values()) other.group.setAttribute("tabindex", "-1");
+      this.wedges.get(this.circle[0].major).group.setAttribute("tabindex", "0");
+    }
+
     /* Step around the circle (+1 = a fifth up) keeping major/minor. */
     rotate(steps) {
       if (this.selected === null) return;

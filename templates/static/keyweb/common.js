@@ -30,6 +30,7 @@ window.keyweb = window.keyweb || {};
                ms: performance.now() - started };
     }
     let data = null;
+    if (response.status === 204) return { ok: true, status: 204, body: null, ms: performance.now() - started };
     try {
       data = await response.json();
     } catch (error) {
@@ -37,6 +38,47 @@ window.keyweb = window.keyweb || {};
     }
     return { ok: response.ok, status: response.status, body: data, ms: performance.now() - started };
   };
+
+  /* One sentence from an error body: the API's {"detail": ...} or a page endpoint's {"error": ...}. */
+  kw.errorText = function (body) {
+    if (!body) return "The server refused the request.";
+    return body.detail || body.error || "The server refused the request.";
+  };
+
+    /* A notice for the page the browser goes to next (a decision, then the following track). */
+  const NOTICE = "keyweb-notice";
+  kw.noticeForNextPage = function (text) {
+    try {
+      sessionStorage.setItem(NOTICE, text);
+    } catch (error) {
+      /* private mode: the notice is a courtesy */
+    }
+  };
+  kw.showNotice = function (text) {
+    const main = document.getElementById("main");
+    if (!main || !text) return;
+    let list = main.querySelector("ul.messages");
+    if (!list) {
+      list = document.createElement("ul");
+      list.className = "messages";
+      list.setAttribute("aria-live", "polite");
+      main.prepend(list);
+    }
+    const item = document.createElement("li");
+    item.className = "success";
+    item.textContent = text;
+    list.append(item);
+  };
+  document.addEventListener("DOMContentLoaded", () => {
+    let text = null;
+    try {
+      text = sessionStorage.getItem(NOTICE);
+      sessionStorage.removeItem(NOTICE);
+    } catch (error) {
+      return;
+    }
+    kw.showNotice(text);
+  });
 
   kw.formatTime = function (seconds) {
     if (!isFinite(seconds) || seconds < 0) seconds = 0;

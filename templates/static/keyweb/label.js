@@ -1,21 +1,17 @@
 /* The label page: shows the leased track, takes a key (or a no-key label) by click or keystroke, submits it
-   and shows the next track without reloading. Round-trip times land in window.keyweb.timings. */
+   and shows the next track without reloading. It talks to the REST API (/api/v1/queue/*) with the
+   session cookie and the CSRF header. The model's suggestions are shown but never preselected; held-out
+   tracks come without them (docs/ui.md). Submit→next round-trip times land in window.keyweb.timings. */
 "use strict";
 
 (function (kw) {
-  const URLS = {
-    next: "/label/next.json",
-    submit: "/label/submit.json",
-    skip: "/label/skip.json",
-    undo: "/label/undo.json",
-  };
   const NATURAL_TONICS = { c: 0, d: 2, e: 4, f: 5, g: 7, a: 9, b: 11 };
   const NO_KEY_NAMES = { ambiguous: "ambiguous", no_key: "no key", modulating: "modulating" };
 
   const $ = (id) => document.getElementById(id);
   const keys = kw.readJSONScript("keys-data");
   const circleLayout = kw.readJSONScript("circle-data");
-  const initial = kw.readJSONScript("initial-data");
+  const URLS = kw.readJSONScript("api-urls");
 
   kw.timings = [];
   const state = { track: null, shownAt: 0, busy: false, codes: false };
@@ -64,14 +60,19 @@
     $("progress-queue").textContent = progress.queue_size;
   }
 
-  function renderSuggestions(prediction) {
+  function suggestionNote(track) {
+    if (track.blind) return track.blind;
+    const model = track.suggestion_model;
+    if (!model || !track.suggestions.length) return "No prediction for this track yet: choose the key by ear.";
+    return `Model ${model.name}${model.is_active ? "" : " (not the active model)"}. Press 1, 2 or 3 to submit.`;
+  }
+
+  function renderSuggestions(track) {
     const list = $("suggestions");
     list.replaceChildren();
-    $("model-name").textContent = prediction
-      ? `Model ${prediction.model}${prediction.is_active_model ? "" : " (not the active model)"}. Press 1, 2 or 3 to submit.`
-      : "No prediction for this track yet: choose the key by ear.";
-    if (!prediction) return;
-    prediction.top.forEach((entry, rank) => {
+    $("model-name").textContent = suggestionNote(track);
+    $("model-name").classList.toggle("blind", Boolean(track.blind));
+    track.suggestions.forEach((entry, rank) => {
       const key = keys[entry.index];
       const item = document.createElement("li");
       const button = document.createElement("button");
@@ -98,6 +99,7 @@
   function showTrack(track, { autoplay = false, prefill = null } = {}) {
     state.track = track;
     kw.currentTrackId = track ? track.id : null;
+    kw.track = track;
     $("empty").hidden = Boolean(track);
     $("workspace").hidden = !track;
     if (!track) {
@@ -115,10 +117,13 @@
     const cents = track.tuning_cents || 0;
     aids.setTuning(cents);
     $("aids-tuning").textContent = `A = ${(440 * Math.pow(2, cents / 1200)).toFixed(1)} Hz`;
-    const prediction = track.prediction;
-    picker.setProbabilities(prediction ? prediction.probabilities : null, prediction ? prediction.top : []);
-    renderSuggestions(prediction);
-    const start = prefill && prefill.key !== null ? prefill.key : prediction ? prediction.top[0].index : null;
+    picker.setProbabilities(track.probabilities, track.suggestions);
+    renderSuggestions(track);
+    // Never preselect the model's key (it would anchor the listener); only a withdrawn label comes back.
+    picker.clear();
+    $("picked-name").textContent = "none";
+    $("picked-codes").textContent = "";
+    const start = prefill ? keyIndexOf(prefill.key) : null;
     if (start !== null) picker.select(start);
     $("tuning").value = prefill && prefill.tuning_cents !== null ? String(prefill.tuning_cents) : "";
     $("notes").value = prefill ? prefill.notes || "" : "";
@@ -133,7 +138,7 @@
     document.body.classList.add("busy");
     try {
       const response = await kw.requestJSON(url, { method: "POST", body });
-      if (!response.ok) announce(response.body.error || "The server refused the request.", { error: true });
+      if (!response.ok) announce(kw.errorText(response.body), { error: true });
       return response;
     } finally {
       state.busy = false;
@@ -156,17 +161,39 @@
       time_spent_s: Math.round((performance.now() - state.shownAt) / 100) / 10,
     };
     const title = state.track.title;
+    const started = performance.now();
     const response = await send(URLS.submit, body);
     if (!response || !response.ok) return;
-    kw.timings.push(response.ms);
-    updateProgress(response.body.progress);
-    const next = response.body.track;
+    const next = await fetchNext();
+    if (next === undefined) return;
+    kw.timings.push(performance.now() - started);
     announce(`Saved ${description} for “${title}”.${next ? "" : " That was the last track in your queue."}`);
     showTrack(next, { autoplay: shouldAutoplay() });
   }
 
+  /* The next leased track (null when the queue is empty, undefined on an error, already announced). */
+  async function fetchNext() {
+    const response = await kw.requestJSON(URLS.next, { method: "POST" });
+    if (!response.ok) {
+      announce(kw.errorText(response.body), { error: true });
+      return undefined;
+    }
+    if (response.status === 204) {
+      const progress = await kw.requestJSON(URLS.progress);
+      if (progress.ok) updateProgress(progress.body);
+      return null;
+    }
+    updateProgress(response.body.progress);
+    return response.body;
+  }
+
+  function keyIndexOf(name) {
+    const key = keys.find((entry) => entry.name === name);
+    return key ? key.index : null;
+  }
+
   function submitKey(index) {
-    submit({ label: "key", key: index }, keys[index].name);
+    submit({ key: keys[index].name }, keys[index].name);
   }
 
   function submitPicked() {
@@ -179,16 +206,17 @@
   }
 
   function submitSuggestion(rank) {
-    const prediction = state.track && state.track.prediction;
-    if (!prediction || !prediction.top[rank - 1]) {
-      announce(`There is no model suggestion number ${rank} for this track.`, { error: true });
+    const suggestions = state.track ? state.track.suggestions : [];
+    if (!suggestions[rank - 1]) {
+      const why = state.track && state.track.blind ? " (held-out track: no suggestions)" : "";
+      announce(`There is no model suggestion number ${rank} for this track${why}.`, { error: true });
       return;
     }
-    submitKey(prediction.top[rank - 1].index);
+    submitKey(suggestions[rank - 1].index);
   }
 
   function submitNoKey(label) {
-    submit({ label }, NO_KEY_NAMES[label]);
+    submit({ key: label }, NO_KEY_NAMES[label]);
   }
 
   async function skip() {
@@ -196,29 +224,27 @@
     const title = state.track.title;
     const response = await send(URLS.skip, { track: state.track.id });
     if (!response || !response.ok) return;
-    updateProgress(response.body.progress);
+    const next = await fetchNext();
+    if (next === undefined) return;
     announce(`Skipped “${title}”; it will not come back to you today.`);
-    showTrack(response.body.track, { autoplay: shouldAutoplay() });
+    showTrack(next, { autoplay: shouldAutoplay() });
   }
 
   async function undo() {
     const response = await send(URLS.undo, {});
     if (!response || !response.ok) return;
-    const undone = response.body.undone;
-    updateProgress(response.body.progress);
-    announce(`Withdrew your label ${undone.display} for “${undone.title}”. Change it and submit again.`);
-    showTrack(response.body.track, { prefill: undone });
+    const { undone, track } = response.body;
+    updateProgress(track.progress);
+    const shown = undone.key || NO_KEY_NAMES[undone.label] || undone.label;
+    announce(`Withdrew your label ${shown} for “${track.title}”. Change it and submit again.`);
+    showTrack(track, { prefill: undone });
   }
 
   async function checkAgain() {
-    const response = await kw.requestJSON(URLS.next);
-    if (!response.ok) {
-      announce(response.body.error || "Could not ask for the next track.", { error: true });
-      return;
-    }
-    updateProgress(response.body.progress);
-    showTrack(response.body.track);
-    if (!response.body.track) announce("Still nothing to label.");
+    const next = await fetchNext();
+    if (next === undefined) return;
+    showTrack(next);
+    if (!next) announce("Still nothing to label.");
   }
 
   function withKey(action) {
@@ -349,6 +375,8 @@
     handler(event);
   });
 
-  updateProgress(initial.progress);
-  showTrack(initial.track);
+  // The first track is leased by the page's script, not by the page's GET, so a reload does not lease.
+  kw.ready = fetchNext().then((track) => {
+    if (track !== undefined) showTrack(track ?? null);
+  });
 })(window.keyweb);

@@ -6,7 +6,7 @@ import pytest
 
 from annotations.models import Annotation, Skip, Track
 
-from .helpers import annotate, error_fields, make_track, token_client
+from .helpers import annotate, error_fields, make_track, predict, token_client
 
 
 def test_submit_a_label_in_any_notation(annotator, db):
@@ -122,3 +122,49 @@ def test_reviewers_resolve_disagreements(annotator, other_annotator, reviewer, s
     assert decided.json()["consensus"] == {"label": "key", "key": "A minor", "camelot": "8A"}
     assert len(decided.json()["annotations"]) == 3
     assert rita.get("/api/v1/reviews").json()["count"] == 0
+
+
+def test_queue_shows_the_models_top_three_for_pool_tracks_and_none_for_held_out_ones(
+    annotator, active_model, db
+):
+    """The suggestion rule (docs/ui.md) holds for REST clients as for the label page."""
+    pool = make_track(priority=2.0, split=Track.Split.POOL)
+    held_out = make_track(priority=1.0, split=Track.Split.TEST)
+    predict(pool, active_model, "A minor", 0.7)
+    predict(held_out, active_model, "D major", 0.9)
+    client = token_client(annotator)
+
+    first = client.post("/api/v1/queue/next").json()
+    assert first["progress"] == {"labeled_today": 0, "labeled_total": 0, "queue_size": 2}
+    client.post("/api/v1/queue/skip", {"track": first["id"]}, format="json")
+    second = client.post("/api/v1/queue/next").json()
+    served = {track["id"]: track for track in (first, second)}
+    assert set(served) == {pool.pk, held_out.pk}  # the queue decides which split is due first
+
+    shown = served[pool.pk]
+    assert shown["blind"] is None and len(shown["suggestions"]) == 3
+    assert shown["suggestions"][0] == {"index": 21, "key": "A minor", "camelot": "8A", "probability": 0.7}
+    assert shown["suggestion_model"] == {"id": active_model.pk, "name": "v1", "is_active": True}
+    assert len(shown["probabilities"]) == 24
+
+    hidden = served[held_out.pk]
+    assert hidden["suggestions"] == [] and hidden["probabilities"] is None
+    assert hidden["suggestion_model"] is None and "Held-out track" in hidden["blind"]
+    assert "prediction" not in hidden and "prediction" not in shown
+
+
+def test_queue_progress_counts_your_labels(annotator, db):
+    track = make_track()
+    client = token_client(annotator)
+    assert client.get("/api/v1/queue/progress").json() == {
+        "labeled_today": 0,
+        "labeled_total": 0,
+        "queue_size": 1,
+    }
+    annotate(track, annotator, "C major")
+    assert client.get("/api/v1/queue/progress").json() == {
+        "labeled_today": 1,
+        "labeled_total": 1,
+        "queue_size": 0,
+    }
+    assert token_client(None).get("/api/v1/queue/progress").status_code == 401

@@ -11,7 +11,7 @@ from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 
-from .models import Track
+from ..models import Track
 
 CONTENT_TYPES = {
     "wav": "audio/wav",

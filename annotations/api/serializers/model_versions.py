@@ -1,0 +1,105 @@
+"""Model versions: summaries with held-out metrics, details with confusion and learning curve, training."""
+
+from __future__ import annotations
+
+from drf_spectacular.utils import extend_schema_field
+from rest_framework import serializers
+
+from ml.keys import ALL_KEYS
+
+from ...models import ModelVersion
+
+SUMMARY_METRICS = ("weighted", "correct", "fifth", "relative", "parallel", "other", "n", "ece")
+
+
+class MetricsSummarySerializer(serializers.Serializer):
+    weighted = serializers.FloatField(allow_null=True, required=False)
+    correct = serializers.FloatField(allow_null=True, required=False)
+    fifth = serializers.FloatField(allow_null=True, required=False)
+    relative = serializers.FloatField(allow_null=True, required=False)
+    parallel = serializers.FloatField(allow_null=True, required=False)
+    other = serializers.FloatField(allow_null=True, required=False)
+    n = serializers.IntegerField(allow_null=True, required=False)
+    ece = serializers.FloatField(allow_null=True, required=False)
+
+
+class ModelVersionSerializer(serializers.ModelSerializer):
+    metrics = serializers.SerializerMethodField(help_text="Held-out (test split) metrics")
+
+    class Meta:
+        model = ModelVersion
+        fields = [
+            "id",
+            "name",
+            "backbone",
+            "status",
+            "progress",
+            "error",
+            "is_active",
+            "is_default",
+            "in_progress",
+            "n_training_labels",
+            "n_test_labels",
+            "metrics",
+            "created_at",
+            "trained_at",
+        ]
+        read_only_fields = fields
+
+    @extend_schema_field(MetricsSummarySerializer)
+    def get_metrics(self, version: ModelVersion) -> dict:
+        metrics = version.metrics if isinstance(version.metrics, dict) else {}
+        return {name: metrics[name] for name in SUMMARY_METRICS if name in metrics}
+
+
+class ConfusionSerializer(serializers.Serializer):
+    labels = serializers.ListField(child=serializers.CharField(), help_text="Key names, in index order")
+    matrix = serializers.ListField(
+        child=serializers.ListField(child=serializers.IntegerField()),
+        help_text="Rows: reference key; columns: predicted key",
+    )
+
+
+class LearningCurvePointSerializer(serializers.Serializer):
+    version = serializers.IntegerField()
+    name = serializers.CharField()
+    n_training_labels = serializers.IntegerField()
+    weighted = serializers.FloatField(allow_null=True)
+    trained_at = serializers.DateTimeField(allow_null=True)
+
+
+class ModelVersionDetailSerializer(ModelVersionSerializer):
+    confusion = serializers.SerializerMethodField()
+    learning_curve = serializers.SerializerMethodField()
+    hyperparameters = serializers.JSONField(read_only=True)
+
+    class Meta(ModelVersionSerializer.Meta):
+        fields = [*ModelVersionSerializer.Meta.fields, "hyperparameters", "confusion", "learning_curve"]
+        read_only_fields = fields
+
+    @extend_schema_field(ConfusionSerializer(allow_null=True))
+    def get_confusion(self, version: ModelVersion) -> dict | None:
+        matrix = (version.metrics or {}).get("confusion") if isinstance(version.metrics, dict) else None
+        if not matrix:
+            return None
+        return {"labels": [key.mir_eval for key in ALL_KEYS], "matrix": matrix}
+
+    @extend_schema_field(LearningCurvePointSerializer(many=True))
+    def get_learning_curve(self, version: ModelVersion) -> list[dict]:
+        return LearningCurvePointSerializer(self.context["learning_curve"], many=True).data
+
+
+class TrainingRequestSerializer(serializers.Serializer):
+    reason = serializers.CharField(required=False, allow_blank=True, max_length=200, default="")
+
+
+class TrainingRequestResultSerializer(serializers.Serializer):
+    created = serializers.BooleanField(help_text="false: a training was already queued or running")
+    version = ModelVersionSerializer()
+
+
+class TrainingStatusSerializer(serializers.Serializer):
+    in_progress = serializers.BooleanField()
+    version = ModelVersionSerializer(allow_null=True, help_text="The running training, else the newest")
+    labels_since_last_training = serializers.IntegerField()
+    retrain_min_new_labels = serializers.IntegerField()

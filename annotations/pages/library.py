@@ -1,0 +1,100 @@
+"""The library: health check, home page with the annotator's progress, the track list, browser upload."""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from django.conf import settings
+from django.contrib.auth.decorators import permission_required
+from django.core.paginator import Paginator
+from django.db import connection
+from django.http import HttpRequest, HttpResponse, JsonResponse
+from django.shortcuts import render
+from django.views.decorators.http import require_GET
+
+from annotations.selectors import model_version_active, tracks_for_listing
+from annotations.services.tracks import track_import
+
+from .. import selectors
+from ..models import Track
+from .access import login_required, user_can_label, user_can_review
+
+
+@require_GET
+def healthz(request: HttpRequest) -> JsonResponse:
+    with connection.cursor() as cursor:
+        cursor.execute("SELECT 1")
+    return JsonResponse({"status": "ok"})
+
+
+@login_required
+def home(request: HttpRequest) -> HttpResponse:
+    counts = {status: Track.objects.filter(status=status).count() for status, _ in Track.Status.choices}
+    can_label = user_can_label(request.user)
+    context = {
+        "total": sum(counts.values()),
+        "counts": counts,
+        "labeled": Track.objects.exclude(consensus_label="").count(),
+        "active_model": model_version_active(),
+        "progress": selectors.annotator_progress(user=request.user) if can_label else None,
+        "can_label": can_label,
+        "can_review": user_can_review(request.user),
+        "review_count": Track.objects.filter(needs_review=True).count(),
+    }
+    return render(request, "annotations/home.html", context)
+
+
+@login_required
+def track_list(request: HttpRequest) -> HttpResponse:
+    active = model_version_active()
+    page = Paginator(tracks_for_listing(), 50).get_page(request.GET.get("page"))
+    predictions = {}
+    if active is not None:
+        predictions = {p.track_id: p for p in active.predictions.filter(track__in=list(page.object_list))}
+    rows = [(track, predictions.get(track.pk)) for track in page.object_list]
+    return render(request, "annotations/track_list.html", {"page": page, "rows": rows})
+
+
+@permission_required("annotations.add_track", raise_exception=True)
+def upload(request: HttpRequest) -> HttpResponse:
+    results = []
+    status = 200
+    if request.method == "POST":
+        files = request.FILES.getlist("files")  # parses the body; the size limit is enforced here
+        too_large = getattr(request, "upload_too_large", None)
+        if too_large:
+            limit_mb = settings.KEYWEB["MAX_UPLOAD_BYTES"] / 1e6
+            results.append(
+                {
+                    "source": too_large,
+                    "error": f"the file is over the {limit_mb:.0f} MB upload limit; "
+                    "nothing from this upload was stored",
+                }
+            )
+            status = 413
+        elif not files:
+            results.append({"source": "(no file)", "error": "choose one or more audio files to upload"})
+            status = 400
+        for uploaded in files:
+            results.append(_import_uploaded(uploaded, request))
+        if results and all(r.get("error") for r in results) and status == 200:
+            status = 400
+    context = {"results": results, "max_upload_mb": settings.KEYWEB["MAX_UPLOAD_BYTES"] / 1e6}
+    return render(request, "annotations/upload.html", context, status=status)
+
+
+def _import_uploaded(uploaded, request: HttpRequest) -> dict:
+    suffix = Path(uploaded.name).suffix.lower()[:8]
+    with tempfile.TemporaryDirectory() as folder:
+        path = Path(folder) / f"upload{suffix}"
+        with open(path, "wb") as handle:
+            for chunk in uploaded.chunks():
+                handle.write(chunk)
+        outcome = track_import(path=path, user=request.user, original_name=uploaded.name)
+    return {
+        "source": uploaded.name,
+        "error": outcome.error,
+        "track": outcome.track,
+        "created": outcome.created,
+    }
