@@ -168,6 +168,11 @@ class ModelVersion(models.Model):
 
     name = models.CharField(max_length=100)
     backbone = models.CharField(max_length=40)
+    # What the head was trained on: the backbone's name, feature version and weights hash
+    # (ml.cache.backbone_fingerprint); the head is only ever applied to embeddings with the same one.
+    # Blank until the worker has loaded the backbone (a queued version, or the shipped head before its
+    # first prediction).
+    backbone_fingerprint = models.CharField(max_length=80, blank=True)
     hyperparameters = models.JSONField(default=dict, blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
@@ -220,7 +225,7 @@ class Prediction(models.Model):
     confidence = models.FloatField()
     entropy = models.FloatField()
     margin = models.FloatField(help_text="p(best) - p(second)")
-    uncertainty = models.FloatField(help_text="Score of the strategy in use when predicted")
+    priority = models.FloatField(help_text="The queue priority this prediction gave (strategy at the time)")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -245,6 +250,9 @@ class Embedding(models.Model):
 
     track = models.ForeignKey(Track, on_delete=models.CASCADE, related_name="embeddings")
     backbone = models.CharField(max_length=40)
+    # The content identity of the backbone that computed it (ml.cache.backbone_fingerprint): a new
+    # checkpoint or feature version gives a new fingerprint, so the track is embedded again.
+    fingerprint = models.CharField(max_length=80)
     # 0 = the audio as is; ±1..6 = pitch-shifted copies, cached for training heads on non-cyclic backbones.
     semitones = models.SmallIntegerField(default=0)
     path = models.CharField(max_length=500)
@@ -255,12 +263,12 @@ class Embedding(models.Model):
     class Meta:
         constraints = [
             models.UniqueConstraint(
-                fields=["track", "backbone", "semitones"], name="embedding_unique_per_backbone"
+                fields=["track", "fingerprint", "semitones"], name="embedding_unique_per_fingerprint"
             ),
         ]
 
     def __str__(self) -> str:
-        return f"track {self.track_id} · {self.backbone} · {self.semitones:+d}"
+        return f"track {self.track_id} · {self.fingerprint} · {self.semitones:+d}"
 
 
 class PredictionJob(models.Model):

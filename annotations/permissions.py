@@ -3,10 +3,7 @@
 from __future__ import annotations
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
 from rest_framework.permissions import BasePermission
-
-from .models import Annotation, PredictionJob
 
 ROLES = ("annotator", "reviewer", "admin")
 
@@ -36,20 +33,6 @@ def user_is_reviewer(user: AbstractBaseUser) -> bool:
 
 def user_is_admin(user: AbstractBaseUser) -> bool:
     return "admin" in user_roles(user)
-
-
-def annotations_visible_to(*, user: AbstractBaseUser) -> QuerySet[Annotation]:
-    """Annotators see their own annotations; reviewers and admins see everyone's."""
-    annotations = Annotation.objects.select_related("annotator").order_by("id")
-    if user_is_reviewer(user):
-        return annotations
-    return annotations.filter(annotator=user)
-
-
-def prediction_jobs_visible_to(*, user: AbstractBaseUser) -> QuerySet[PredictionJob]:
-    """A prediction job is its submitter's; admins see all of them."""
-    jobs = PredictionJob.objects.all()
-    return jobs if user_is_admin(user) else jobs.filter(user=user)
 
 
 class _RolePermission(BasePermission):

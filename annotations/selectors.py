@@ -1,13 +1,51 @@
-"""Reads: the active model, queue priorities, what pages and the API show. No torch, no writes."""
+"""Reads, one function per question: what pages, the API, services and the worker need to know. No writes,
+no torch, nothing that publishes work."""
 
 from __future__ import annotations
 
+import json
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from pathlib import Path
+
 from django.conf import settings
-from django.db.models import QuerySet
+from django.contrib.auth.models import AbstractBaseUser, User
+from django.core.cache import cache
+from django.db.models import (
+    Avg,
+    Count,
+    Exists,
+    FloatField,
+    IntegerField,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
+)
+from django.utils import timezone
 
+from annotations.permissions import user_is_admin, user_is_reviewer
 from ml.active import stable_random_score
+from ml.backbones import default_backbone_name
+from ml.keys import NO_KEY_LABELS, Key
 
-from .models import ModelVersion, QueueSettings, Track
+from .models import Annotation, ModelVersion, Prediction, PredictionJob, QueueSettings, Skip, Track
+
+# A track skipped by an annotator is not served to them again for this long.
+SKIP_MEMORY = timedelta(hours=24)
+# An analysis claim older than this is taken to belong to a worker that died.
+STALE_CLAIM = timedelta(minutes=30)
+METRIC_RELATIONS = ("correct", "fifth", "relative", "parallel", "other")
+
+
+# --- configuration and the model ------------------------------------------------------------------------
+
+
+def backbone_name_configured() -> str:
+    """The one backbone rule: KEYWEB_BACKBONE if set, else ml's default (Myna-Vertical when
+    MYNA_CHECKPOINT names an existing file). Training requests and the worker both ask this."""
+    return settings.KEYWEB["BACKBONE"] or default_backbone_name()
 
 
 def model_version_active() -> ModelVersion | None:
@@ -35,3 +73,417 @@ def queue_priority_from_scores(track: Track, scores: dict[str, float], strategy:
 
 def tracks_for_listing() -> QuerySet[Track]:
     return Track.objects.order_by("-id")
+
+
+# ?notation= values → attribute of ml.keys.Key ("openkey" is the spelling clients use for Open Key).
+NOTATIONS = {
+    "mir_eval": "mir_eval",
+    "camelot": "camelot",
+    "openkey": "open_key",
+    "open_key": "open_key",
+    "jams": "jams",
+    "id3": "id3",
+}
+
+
+def key_text(key: Key | None, notation: str = "mir_eval") -> str | None:
+    return key.to(NOTATIONS[notation]) if key is not None else None
+
+
+def tracks_with_active_prediction(*, active: ModelVersion | None = None) -> QuerySet[Track]:
+    """Tracks annotated with `active_key_index` and `active_confidence` from the active model (None when
+    it has not predicted the track), so lists and filters stay one query."""
+    active = active if active is not None else model_version_active()
+    tracks = Track.objects.order_by("id")
+    if active is None:
+        return tracks.annotate(
+            active_key_index=Value(None, output_field=IntegerField()),
+            active_confidence=Value(None, output_field=FloatField()),
+        )
+    predictions = Prediction.objects.filter(track=OuterRef("pk"), model_version=active)
+    return tracks.annotate(
+        active_key_index=Subquery(predictions.values("key_index")[:1]),
+        active_confidence=Subquery(predictions.values("confidence")[:1]),
+    )
+
+
+@dataclass(frozen=True)
+class BestKey:
+    """What KeyWeb knows about a track's key: the human consensus if any, else the active model's guess."""
+
+    source: str | None  # "human", "model", or None when nothing is known yet
+    label: str | None  # "key" or a no-key label (ambiguous, no_key, modulating)
+    key: Key | None
+    confidence: float | None
+    top: list[tuple[Key, float]]
+    tuning_cents: float | None
+    model_version: ModelVersion | None
+
+
+def track_best_key(*, track: Track, top_k: int = 3) -> BestKey:
+    active = model_version_active()
+    prediction = (
+        Prediction.objects.filter(track=track, model_version=active).first() if active is not None else None
+    )
+    top = prediction.top(top_k) if prediction is not None else []
+    if track.consensus_label:
+        return BestKey(
+            source="human",
+            label=track.consensus_label,
+            key=track.consensus,
+            confidence=1.0,
+            top=top,
+            tuning_cents=_human_tuning(track) if track.tuning_cents is None else track.tuning_cents,
+            model_version=active if prediction is not None else None,
+        )
+    if prediction is not None:
+        return BestKey(
+            source="model",
+            label=Annotation.Label.KEY,
+            key=prediction.key,
+            confidence=prediction.confidence,
+            top=top,
+            tuning_cents=track.tuning_cents,
+            model_version=active,
+        )
+    return BestKey(
+        source=None,
+        label=None,
+        key=None,
+        confidence=None,
+        top=[],
+        tuning_cents=track.tuning_cents,
+        model_version=None,
+    )
+
+
+def _human_tuning(track: Track) -> float | None:
+    values = [
+        a.tuning_cents
+        for a in track.annotations.exclude(tuning_cents=None).only("tuning_cents").order_by("id")
+    ]
+    return sum(values) / len(values) if values else None
+
+
+def model_learning_curve() -> list[dict]:
+    """Held-out weighted score against the number of training labels, one point per version trained here
+    (the shipped default head, trained on synthetic audio, is not a point on this curve), oldest first."""
+    versions = ModelVersion.objects.filter(status=ModelVersion.Status.READY, is_default=False).order_by(
+        "created_at", "id"
+    )
+    return [
+        {
+            "version": version.pk,
+            "name": version.name,
+            "n_training_labels": version.n_training_labels,
+            "weighted": version.metrics.get("weighted"),
+            "trained_at": version.trained_at,
+        }
+        for version in versions
+        if isinstance(version.metrics, dict) and version.metrics.get("weighted") is not None
+    ]
+
+
+def models_all() -> list[ModelVersion]:
+    return list(ModelVersion.objects.order_by("-id"))
+
+
+def model_version_summary(version: ModelVersion) -> dict:
+    """A version as the dashboard shows it (no confusion matrix: that is loaded for one version)."""
+    metrics = version.metrics or {}
+    return {
+        "id": version.pk,
+        "name": version.name,
+        "backbone": version.backbone,
+        "status": version.status,
+        "status_label": version.get_status_display(),
+        "progress": version.progress,
+        "error": version.error,
+        "is_active": version.is_active,
+        "is_default": version.is_default,
+        "n_training_labels": version.n_training_labels,
+        "n_test_labels": version.n_test_labels,
+        "weighted": metrics.get("weighted"),
+        "relations": {relation: metrics.get(relation) for relation in METRIC_RELATIONS},
+        "ece": metrics.get("ece"),
+        "n": metrics.get("n"),
+        "created_at": version.created_at.isoformat() if version.created_at else None,
+        "trained_at": version.trained_at.isoformat() if version.trained_at else None,
+    }
+
+
+def model_version_confusion(version: ModelVersion | None) -> list[list[int]] | None:
+    confusion = (version.metrics or {}).get("confusion") if version is not None else None
+    if not isinstance(confusion, list) or len(confusion) != 24:
+        return None
+    return confusion
+
+
+def training_status() -> dict:
+    """The small JSON the dashboard polls: the running training, else the newest trained version."""
+    version = (
+        ModelVersion.objects.filter(in_progress=True).first()
+        or ModelVersion.objects.filter(is_default=False).order_by("-id").first()
+    )
+    if version is None:
+        return {"version": None, "status": "none", "progress": 0.0, "error": ""}
+    return {
+        "version": model_version_summary(version),
+        "status": version.status,
+        "progress": version.progress,
+        "error": version.error,
+    }
+
+
+def labels_since_last_training() -> int:
+    """Key labels that reached consensus after the newest trained (non-default) version was requested."""
+    latest = ModelVersion.objects.filter(is_default=False).order_by("-created_at").first()
+    labeled = Track.objects.filter(consensus_label="key")
+    if latest is not None:
+        labeled = labeled.filter(consensus_at__gt=latest.created_at)
+    return labeled.count()
+
+
+# --- the labeling queue -----------------------------------------------------------------------------------
+
+
+def tracks_open_for(*, user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[Track]:
+    """Tracks the queue may serve `user`: analysed, unlabeled, undisputed, not held by someone else, not
+    labeled or recently skipped by them."""
+    now = now or timezone.now()
+    return (
+        Track.objects.filter(status=Track.Status.READY, consensus_label="", needs_review=False)
+        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_user=user))
+        # NOT EXISTS, not NOT IN: PostgreSQL then probes the few rows of each candidate track while it walks
+        # the queue index, instead of first hashing everything this user ever labeled (docs/benchmarks.md).
+        .filter(~Exists(Annotation.objects.filter(annotator=user, track=OuterRef("pk"))))
+        .filter(
+            ~Exists(
+                Skip.objects.filter(annotator=user, track=OuterRef("pk"), created_at__gte=now - SKIP_MEMORY)
+            )
+        )
+    )
+
+
+@dataclass(frozen=True)
+class AnnotatorProgress:
+    labeled_today: int
+    labeled_total: int
+    queue_size: int
+    agreement: float | None  # share of this person's key labels that match the model's top key they saw
+    agreement_n: int
+
+
+def annotator_progress(*, user: AbstractBaseUser, with_agreement: bool = True) -> AnnotatorProgress:
+    mine = Annotation.objects.filter(annotator=user, source=Annotation.Source.ANNOTATOR)
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    agreement, agreement_n = None, 0
+    if with_agreement:
+        # The prediction the person saw: the track's newest one made before they labeled it.
+        predicted = Prediction.objects.filter(
+            track=OuterRef("track"), created_at__lte=OuterRef("created_at")
+        ).order_by("-created_at", "-id")
+        compared = (
+            mine.filter(label=Annotation.Label.KEY)
+            .annotate(predicted_key=Subquery(predicted.values("key_index")[:1]))
+            .exclude(predicted_key=None)
+            .values_list("key_index", "predicted_key")
+        )
+        pairs = list(compared)
+        agreement_n = len(pairs)
+        if pairs:
+            agreement = sum(label == predicted for label, predicted in pairs) / agreement_n
+    return AnnotatorProgress(
+        labeled_today=mine.filter(created_at__gte=start_of_day).count(),
+        labeled_total=mine.count(),
+        queue_size=tracks_open_for(user=user).count(),
+        agreement=agreement,
+        agreement_n=agreement_n,
+    )
+
+
+def tracks_for_review() -> QuerySet[Track]:
+    return Track.objects.filter(needs_review=True).annotate(n_annotations=Count("annotations")).order_by("id")
+
+
+def track_prediction_latest(track: Track) -> Prediction | None:
+    """The active model's prediction for the track, else the newest one from any version."""
+    active = model_version_active()
+    predictions = Prediction.objects.filter(track=track).select_related("model_version")
+    if active is not None:
+        prediction = predictions.filter(model_version=active).first()
+        if prediction is not None:
+            return prediction
+    return predictions.order_by("-created_at").first()
+
+
+def tracks_needing_work(*, grace: timedelta = timedelta(minutes=2)) -> tuple[list[int], list[int]]:
+    """Ids to (embed, predict): pending for longer than `grace` or stalled in processing; analysed but
+    without a prediction from the active model."""
+    now = timezone.now()
+    to_embed = list(
+        Track.objects.filter(
+            Q(status=Track.Status.PENDING, created_at__lt=now - grace)
+            | Q(status=Track.Status.PROCESSING, analysis_started_at__lt=now - STALE_CLAIM)
+        ).values_list("id", flat=True)
+    )
+    active = model_version_active()
+    to_predict: list[int] = []
+    if active is not None:
+        to_predict = list(
+            Track.objects.filter(status=Track.Status.READY)
+            .exclude(predictions__model_version=active)
+            .values_list("id", flat=True)
+        )
+    return to_embed, to_predict
+
+
+# --- the admin dashboard -----------------------------------------------------------------------------------
+
+
+def tracks_by_status_and_split() -> dict:
+    """Counts per (status, split), with a cell per split in Track.Split order, ready for a table."""
+    counts = {
+        (row["status"], row["split"]): row["n"]
+        for row in Track.objects.values("status", "split").annotate(n=Count("id")).order_by()
+    }
+    labeled = dict(
+        Track.objects.exclude(consensus_label="").values_list("split").annotate(n=Count("id")).order_by()
+    )
+    splits = [value for value, _ in Track.Split.choices]
+    rows = []
+    for status, label in Track.Status.choices:
+        cells = [counts.get((status, split), 0) for split in splits]
+        rows.append({"status": status, "label": label, "cells": cells, "total": sum(cells)})
+    totals = [sum(row["cells"][i] for row in rows) for i in range(len(splits))]
+    return {
+        "rows": rows,
+        "splits": [label for _, label in Track.Split.choices],
+        "totals": totals,
+        "total": sum(totals),
+        "labeled": [labeled.get(split, 0) for split in splits],
+        "labeled_total": sum(labeled.values()),
+        "needs_review": Track.objects.filter(needs_review=True).count(),
+    }
+
+
+def label_distribution() -> dict:
+    """Consensus labels: a count per key index (0–23) and per no-key label."""
+    per_key = dict(
+        Track.objects.filter(consensus_label=Annotation.Label.KEY)
+        .values_list("consensus_key")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    per_label = dict(
+        Track.objects.filter(consensus_label__in=NO_KEY_LABELS)
+        .values_list("consensus_label")
+        .annotate(n=Count("id"))
+        .order_by()
+    )
+    return {
+        "keys": [per_key.get(index, 0) for index in range(24)],
+        "no_key": {label: per_label.get(label, 0) for label in NO_KEY_LABELS},
+    }
+
+
+def annotator_throughput() -> list[dict]:
+    """Per person who labeled: labels today, in the last 7 days, in total, and mean seconds per track."""
+    now = timezone.now()
+    start_of_day = timezone.localtime().replace(hour=0, minute=0, second=0, microsecond=0)
+    by_annotator = Annotation.objects.filter(source=Annotation.Source.ANNOTATOR)
+    rows = (
+        User.objects.filter(id__in=by_annotator.values("annotator_id"))
+        .annotate(
+            total=Count("annotations", filter=Q(annotations__source=Annotation.Source.ANNOTATOR)),
+            today=Count(
+                "annotations",
+                filter=Q(
+                    annotations__source=Annotation.Source.ANNOTATOR,
+                    annotations__created_at__gte=start_of_day,
+                ),
+            ),
+            week=Count(
+                "annotations",
+                filter=Q(
+                    annotations__source=Annotation.Source.ANNOTATOR,
+                    annotations__created_at__gte=now - timedelta(days=7),
+                ),
+            ),
+            seconds_per_track=Avg(
+                "annotations__time_spent_s", filter=Q(annotations__source=Annotation.Source.ANNOTATOR)
+            ),
+        )
+        .order_by("-total", "username")
+    )
+    return [
+        {
+            "username": user.username,
+            "today": user.today,
+            "week": user.week,
+            "total": user.total,
+            "seconds_per_track": user.seconds_per_track,
+        }
+        for user in rows
+    ]
+
+
+def labeled_tracks_for_export() -> QuerySet[Track]:
+    return Track.objects.exclude(consensus_label="").order_by("id")
+
+
+# --- who sees what ------------------------------------------------------------------------------------------
+
+
+def annotations_visible_to(*, user: AbstractBaseUser) -> QuerySet[Annotation]:
+    """Annotators see their own annotations; reviewers and admins see everyone's."""
+    annotations = Annotation.objects.select_related("annotator").order_by("id")
+    if user_is_reviewer(user):
+        return annotations
+    return annotations.filter(annotator=user)
+
+
+def prediction_jobs_visible_to(*, user: AbstractBaseUser) -> QuerySet[PredictionJob]:
+    """A prediction job is its submitter's; admins see all of them."""
+    jobs = PredictionJob.objects.all()
+    return jobs if user_is_admin(user) else jobs.filter(user=user)
+
+
+# --- the label page's drawings --------------------------------------------------------------------------
+
+VISUALS_VERSION = 1
+
+
+def track_visuals_path(track: Track) -> Path:
+    return Path(settings.MEDIA_ROOT) / "visuals" / track.content_hash[:2] / f"{track.content_hash}.json"
+
+
+def track_visuals_stored(track: Track) -> dict | None:
+    """The cached visuals, or None when missing, unreadable, of an older format or computed before the
+    track's tuning was known (the chromagram would not be tuning-compensated)."""
+    path = track_visuals_path(track)
+    try:
+        visuals = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return None
+    if visuals.get("version") != VISUALS_VERSION:
+        return None
+    if track.tuning_cents is not None and visuals.get("tuning_cents") is None:
+        return None
+    return visuals
+
+
+def visuals_building_key(track_id: int) -> str:
+    return f"keyweb:visuals:building:{track_id}"
+
+
+def visuals_failure_key(track_id: int) -> str:
+    return f"keyweb:visuals:failed:{track_id}"
+
+
+def track_visuals_building(track: Track) -> bool:
+    return cache.get(visuals_building_key(track.pk)) is not None
+
+
+def track_visuals_failure(track: Track) -> str | None:
+    return cache.get(visuals_failure_key(track.pk))

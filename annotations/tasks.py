@@ -1,4 +1,5 @@
-"""Celery tasks: thin shells that take ids, guard against double work and call annotations.pipeline."""
+"""Celery tasks: thin shells that take ids, call annotations.worker (or a service) and chain what follows.
+Published by name from annotations.dispatch; the web side never imports this module."""
 
 from __future__ import annotations
 
@@ -6,17 +7,27 @@ import logging
 
 from celery import shared_task
 
+from annotations.selectors import queue_strategy_current, tracks_needing_work
+from annotations.services.model_versions import retrain_if_due
+from annotations.services.queue import leases_expire
+from annotations.services.visuals import track_visuals_build_recorded
+
+from .models import Track
+from .worker.analysis import TransientAnalysisError, tracks_embed
+from .worker.prediction import tracks_predict
+from .worker.prediction_jobs import prediction_job_run
+from .worker.rerank import queue_rerank_diverse
+from .worker.training import model_train
+
 logger = logging.getLogger(__name__)
 
 
 @shared_task(bind=True, acks_late=True, max_retries=3, default_retry_delay=30)
 def embed_tracks_task(self, track_ids: list[int]) -> list[int]:
-    """Decode and embed tracks (queue `gpu`), then queue their prediction. Idempotent."""
-    from .pipeline import TransientPipelineError, tracks_embed
-
+    """Decode and embed tracks (queue `gpu`), then predict them. Idempotent."""
     try:
         embedded = tracks_embed(track_ids=track_ids)
-    except TransientPipelineError as error:
+    except TransientAnalysisError as error:
         raise self.retry(exc=error) from error
     if embedded:
         predict_tracks_task.delay(embedded)
@@ -26,9 +37,6 @@ def embed_tracks_task(self, track_ids: list[int]) -> list[int]:
 @shared_task(acks_late=True)
 def predict_tracks_task(track_ids: list[int], model_version_id: int | None = None) -> int:
     """Predict with the active (or given) model version from stored embeddings. Idempotent."""
-    from .pipeline import tracks_predict
-    from .selectors import queue_strategy_current
-
     stored = tracks_predict(track_ids=track_ids, model_version_id=model_version_id)
     if stored and queue_strategy_current() == "diverse":
         queue_rerank_task.delay()
@@ -38,8 +46,6 @@ def predict_tracks_task(track_ids: list[int], model_version_id: int | None = Non
 @shared_task
 def leases_expire_task() -> int:
     """Return tracks whose lease ran out to the queue (beat, every minute)."""
-    from .services import leases_expire
-
     return leases_expire()
 
 
@@ -47,8 +53,6 @@ def leases_expire_task() -> int:
 def analysis_sweep_task() -> int:
     """Re-queue tracks whose analysis never started or stalled, and predict analysed tracks that the
     active model has not seen (e.g. after the broker was down at import time). Beat, every 5 minutes."""
-    from .pipeline import tracks_needing_work
-
     to_embed, to_predict = tracks_needing_work()
     for start in range(0, len(to_embed), 32):
         embed_tracks_task.delay(to_embed[start : start + 32])
@@ -60,8 +64,6 @@ def analysis_sweep_task() -> int:
 @shared_task(acks_late=True)
 def train_model_task(model_version_id: int) -> str:
     """Train a queued ModelVersion (queue `gpu`). A duplicate delivery finds it no longer QUEUED."""
-    from .pipeline import model_train
-
     version = model_train(version_id=model_version_id)
     return "duplicate delivery: already started" if version is None else version.status
 
@@ -69,8 +71,6 @@ def train_model_task(model_version_id: int) -> str:
 @shared_task
 def retrain_check_task() -> int | None:
     """Beat: request a training when enough new labels arrived since the last one."""
-    from .versions import retrain_if_due
-
     version = retrain_if_due()
     return version.pk if version else None
 
@@ -78,9 +78,6 @@ def retrain_check_task() -> int | None:
 @shared_task
 def queue_rerank_task() -> int:
     """Re-rank the head of the queue for the diversity-aware strategy (after predictions, and on beat)."""
-    from .pipeline import queue_rerank_diverse
-    from .selectors import queue_strategy_current
-
     if queue_strategy_current() != "diverse":
         return 0
     return len(queue_rerank_diverse())
@@ -89,8 +86,6 @@ def queue_rerank_task() -> int:
 @shared_task(acks_late=True)
 def predict_file_task(job_id: str) -> str:
     """Predict the key of a loose uploaded file (a PredictionJob). A duplicate delivery finds it claimed."""
-    from .api.jobs import prediction_job_run
-
     job = prediction_job_run(job_id=job_id)
     return "duplicate delivery: already claimed" if job is None else job.status
 
@@ -98,9 +93,6 @@ def predict_file_task(job_id: str) -> str:
 @shared_task
 def track_visuals_task(track_id: int) -> None:
     """Draw a long track's waveform and chromagram (asked for by the label page)."""
-    from .models import Track
-    from .visuals import track_visuals_build_recorded
-
     track = Track.objects.filter(pk=track_id).first()
     if track is not None:
         track_visuals_build_recorded(track=track)

@@ -39,8 +39,8 @@ from django.db import connection, connections, transaction  # noqa: E402
 from django.test.utils import CaptureQueriesContext  # noqa: E402
 
 from annotations.models import Annotation, Embedding, ModelVersion, Prediction, Skip, Track  # noqa: E402
-from annotations.queue import annotation_submit, queue_next  # noqa: E402
-from annotations.services import LabelValue  # noqa: E402
+from annotations.services.labels import LabelValue  # noqa: E402
+from annotations.services.queue import annotation_submit, queue_next  # noqa: E402
 from ml.keys import ALL_KEYS, Key  # noqa: E402
 
 BENCH_DIR = Path(settings.VAR_DIR) / "bench"
@@ -227,7 +227,7 @@ def database_load(
         cursor.execute(
             """
             INSERT INTO annotations_prediction (track_id, model_version_id, probabilities, key_index, confidence,
-                entropy, margin, uncertainty, created_at)
+                entropy, margin, priority, created_at)
             SELECT t.id, %(version)s, b.probabilities, b.key_index, b.confidence, b.entropy, b.margin, b.entropy,
                 now() - interval '1 day'
             FROM annotations_track t JOIN bench_bank b ON b.id = (t.id * 7919) %% %(bank)s
@@ -398,7 +398,8 @@ def queue_next_statements(user: User, *, test_fraction: float | None = None) -> 
 
 def measure_repredict(version: ModelVersion, *, n_tracks: int, seed: int) -> dict:
     """tracks_predict over `n_tracks` random analysed tracks with the active head, plus its parts."""
-    from annotations.pipeline import head_load_cached, tracks_predict
+    from annotations.worker.backbones import head_for
+    from annotations.worker.prediction import tracks_predict
     from ml.heads import predict_tracks
 
     with connection.cursor() as cursor:
@@ -407,7 +408,7 @@ def measure_repredict(version: ModelVersion, *, n_tracks: int, seed: int) -> dic
             "SELECT id FROM annotations_track WHERE status = 'ready' ORDER BY random() LIMIT %s", [n_tracks]
         )
         ids = [row[0] for row in cursor.fetchall()]
-    head = head_load_cached(version).head  # loaded once per worker process; not part of a pass
+    head = head_for(version).head  # loaded once per worker process; not part of a pass
     started = time.perf_counter()
     predicted = tracks_predict(track_ids=ids, model_version_id=version.pk)
     total = time.perf_counter() - started

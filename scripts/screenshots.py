@@ -35,10 +35,13 @@ from django.core.management import call_command  # noqa: E402
 from django.test.testcases import LiveServerThread  # noqa: E402
 
 from annotations.models import Track  # noqa: E402
-from annotations.pipeline import model_train, tracks_embed, tracks_predict  # noqa: E402
-from annotations.queue import annotation_submit  # noqa: E402
-from annotations.services import LabelValue, annotation_import, track_import  # noqa: E402
-from annotations.versions import model_training_request  # noqa: E402
+from annotations.services.labels import LabelValue, annotation_import  # noqa: E402
+from annotations.services.model_versions import model_training_request  # noqa: E402
+from annotations.services.queue import annotation_submit  # noqa: E402
+from annotations.services.tracks import track_import  # noqa: E402
+from annotations.worker.analysis import tracks_embed  # noqa: E402
+from annotations.worker.prediction import tracks_predict  # noqa: E402
+from annotations.worker.training import model_train  # noqa: E402
 from ml.keys import ALL_KEYS  # noqa: E402
 from tests.factories import write_synthetic  # noqa: E402
 

@@ -9,6 +9,7 @@ import numpy as np
 from annotations.models import ModelVersion, Prediction, Track
 from annotations.selectors import queue_priority_from_scores
 from ml.active import uncertainty_scores
+from tests.factories import make_track
 
 
 def active_version() -> ModelVersion:
@@ -21,18 +22,12 @@ def active_version() -> ModelVersion:
 def track_with_prediction(name: str, probabilities, *, split: str = "pool") -> Track:
     probabilities = np.asarray(probabilities, dtype=np.float64)
     probabilities = probabilities / probabilities.sum()
-    content_hash = hashlib.sha256(name.encode()).hexdigest()
-    track = Track.objects.create(
+    track = make_track(
         audio=f"audio/{name}.wav",
         original_filename=f"{name}.wav",
-        content_hash=content_hash,
-        size_bytes=1,
-        audio_format="wav",
+        content_hash=hashlib.sha256(name.encode()).hexdigest(),
         title=name,
         duration_s=30,
-        sample_rate=22050,
-        channels=1,
-        status=Track.Status.READY,
         split=split,
     )
     scores = {k: float(v[0]) for k, v in uncertainty_scores(probabilities).items()}
@@ -45,7 +40,7 @@ def track_with_prediction(name: str, probabilities, *, split: str = "pool") -> T
         confidence=float(probabilities[best]),
         entropy=scores["entropy"],
         margin=1 - scores["margin"],
-        uncertainty=scores["entropy"],
+        priority=scores["entropy"],
     )
     Track.objects.filter(pk=track.pk).update(priority=queue_priority_from_scores(track, scores))
     track.refresh_from_db()

@@ -10,10 +10,13 @@ import pytest
 from django.core.management import call_command
 
 from annotations.models import Embedding, ModelVersion, Prediction, Track
-from annotations.pipeline import model_train, tracks_embed, tracks_predict
-from annotations.queue import annotation_submit, queue_next
-from annotations.services import LabelValue, track_import
-from annotations.versions import model_training_request
+from annotations.services.labels import LabelValue
+from annotations.services.model_versions import model_training_request
+from annotations.services.queue import annotation_submit, queue_next
+from annotations.services.tracks import track_import
+from annotations.worker.analysis import tracks_embed
+from annotations.worker.prediction import tracks_predict
+from annotations.worker.training import model_train
 from ml.keys import ALL_KEYS
 from tests.conftest import wait_for
 from tests.factories import write_synthetic
@@ -106,15 +109,15 @@ def test_the_test_split_is_never_trained_on(db, tmp_path, settings, monkeypatch)
     tracks_predict(track_ids=ids)
 
     seen_by_training: list[np.ndarray] = []
-    import ml.training
+    import annotations.worker.training
 
-    real_train = ml.training.train_key_model
+    real_train = annotations.worker.training.train_key_model
 
     def recording_train(**kwargs):
         seen_by_training.extend(example.window_embeddings for example in kwargs["train"])
         return real_train(**kwargs)
 
-    monkeypatch.setattr(ml.training, "train_key_model", recording_train)
+    monkeypatch.setattr(annotations.worker.training, "train_key_model", recording_train)
     version, _ = model_training_request(reason="test")
     model_train(version_id=version.pk)
     version.refresh_from_db()

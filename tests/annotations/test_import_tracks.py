@@ -9,7 +9,7 @@ import pytest
 from django.core.management import CommandError, call_command
 
 from annotations.models import Annotation, Track
-from annotations.services import track_import
+from annotations.services.tracks import track_import
 from ml.keys import Key
 from tests.factories import write_synthetic
 

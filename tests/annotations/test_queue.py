@@ -9,7 +9,8 @@ from django.contrib.auth.models import User
 from django.utils import timezone
 
 from annotations.models import Annotation, Skip, Track
-from annotations.queue import (
+from annotations.services.labels import LabelValue
+from annotations.services.queue import (
     QueueError,
     annotation_submit,
     annotation_undo,
@@ -18,7 +19,6 @@ from annotations.queue import (
     queue_strategy_set,
     review_decide,
 )
-from annotations.services import LabelValue
 from ml.active import uncertainty_scores
 from ml.keys import Key
 

@@ -10,8 +10,8 @@ from django.contrib.auth.models import User
 from django.db import connection, connections
 
 from annotations.models import Annotation, Track
-from annotations.queue import annotation_submit, queue_next
-from annotations.services import LabelValue
+from annotations.services.labels import LabelValue
+from annotations.services.queue import annotation_submit, queue_next
 
 from .queue_helpers import peaked, track_with_prediction
 

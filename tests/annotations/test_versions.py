@@ -6,12 +6,12 @@ import pytest
 from kombu.exceptions import OperationalError
 
 from annotations.models import ModelVersion
-from annotations.tasks import train_model_task
-from annotations.versions import (
+from annotations.services.model_versions import (
     TrainingQueueUnavailable,
     model_training_request,
     model_version_should_activate,
 )
+from keyweb.celery import app
 
 
 @pytest.mark.django_db(transaction=True)
@@ -19,7 +19,7 @@ def test_broker_outage_fails_the_version_instead_of_blocking_training(monkeypatc
     def broker_down(*args, **kwargs):  # fault injection: Redis unreachable at publish time
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
-    monkeypatch.setattr(train_model_task, "delay", broker_down)
+    monkeypatch.setattr(app, "send_task", broker_down)
     with pytest.raises(TrainingQueueUnavailable, match="unreachable"):
         model_training_request(reason="test")
     version = ModelVersion.objects.get()
@@ -55,9 +55,10 @@ def test_activation_rule(settings, candidate, active, tolerance, expected):
 
 @pytest.mark.django_db(transaction=True)
 def test_beat_check_retrains_once_enough_new_labels_arrived(settings, django_user_model):
-    from annotations.queue import annotation_submit
-    from annotations.services import LabelValue
-    from annotations.versions import labels_since_last_training, retrain_if_due
+    from annotations.selectors import labels_since_last_training
+    from annotations.services.labels import LabelValue
+    from annotations.services.model_versions import retrain_if_due
+    from annotations.services.queue import annotation_submit
 
     from .queue_helpers import peaked, track_with_prediction
 

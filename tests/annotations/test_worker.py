@@ -11,9 +11,9 @@ from django.conf import settings
 from django.core.management import call_command
 
 from annotations.models import Embedding, Prediction, Track
-from annotations.services import track_import
+from annotations.selectors import track_visuals_stored
+from annotations.services.tracks import track_import
 from annotations.tasks import embed_tracks_task
-from annotations.visuals import track_visuals_stored
 from tests.conftest import wait_for
 
 pytestmark = pytest.mark.slow

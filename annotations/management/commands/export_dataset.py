@@ -12,8 +12,8 @@ from django.utils.dateparse import parse_datetime
 from django.utils.timezone import is_naive, make_aware
 from tqdm import tqdm
 
-from annotations.exports import FORMATS, ExportOptions, export_stream, export_tracks
 from annotations.models import Track
+from annotations.services.exports import FORMATS, ExportOptions, export_stream, export_tracks
 
 
 def _moment(text: str | None):

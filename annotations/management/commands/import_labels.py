@@ -10,7 +10,12 @@ from pathlib import Path
 
 from django.core.management.base import BaseCommand, CommandError
 
-from annotations.imports import IMPORT_FORMATS, LabelFileError, label_records_read, labels_import
+from annotations.services.label_imports import (
+    IMPORT_FORMATS,
+    LabelFileError,
+    label_records_read,
+    labels_import,
+)
 
 
 def _zip_folder(folder: Path) -> io.BytesIO:

@@ -7,8 +7,9 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotations.discovery import audio_files_find
-from annotations.services import ImportRejected, labels_csv_read, track_analysis_queue, track_import
+from annotations import dispatch
+from annotations.services.discovery import audio_files_find
+from annotations.services.tracks import ImportRejected, labels_csv_read, track_import
 
 
 class Command(BaseCommand):
@@ -48,7 +49,7 @@ class Command(BaseCommand):
                     created_ids.append(outcome.track.pk)
                 counts["labels"] += int(outcome.label_imported)
 
-        track_analysis_queue(track_ids=created_ids)  # batched: many tracks per embedding pass
+        dispatch.analysis_start(track_ids=created_ids)  # batched: many tracks per embedding pass
         for path, problem in problems:
             self.stderr.write(f"  {path}: {problem}")
         summary = ", ".join(f"{n} {what}" for what, n in counts.items())

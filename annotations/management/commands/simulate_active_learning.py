@@ -10,29 +10,29 @@ from pathlib import Path
 from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
-from annotations.services import ImportRejected, labels_csv_read
 from ml.active import STRATEGIES
 from ml.keys import Key
+from ml.labelfile import LabelFileError, read_label_file
 
 
 def _labeled_tracks(csv_path: Path, role: str) -> list[tuple[Path, Key]]:
-    """A `path,key` CSV as (absolute path, key) pairs, with every problem named by file and row."""
+    """A `path,key` CSV as (absolute path, key) pairs, with every problem named by file and line."""
     if not csv_path.is_file():
         raise CommandError(f"{role} CSV {csv_path} does not exist")
     try:
-        labels = labels_csv_read(csv_path)
-    except (ImportRejected, OSError, UnicodeDecodeError) as error:
+        rows = read_label_file(csv_path)
+    except LabelFileError as error:
         raise CommandError(f"{role} CSV: {error}") from error
     tracks = []
-    for path, value in labels.items():
-        if value.key is None:
+    for row in rows:
+        if row.key is None:
             raise CommandError(
-                f"{role} CSV {csv_path}: {path.name} is labeled {value.label!r}; the simulation needs a key "
+                f"{role} CSV {csv_path}: {row.path.name} is labeled {row.label!r}; the simulation needs a key "
                 "for every track (remove the rows without one)"
             )
-        if not path.is_file():
-            raise CommandError(f"{role} CSV {csv_path}: audio file {path} not found")
-        tracks.append((path, value.key))
+        if not row.path.is_file():
+            raise CommandError(f"{role} CSV {csv_path}: audio file {row.path} not found")
+        tracks.append((row.path, row.key))
     if not tracks:
         raise CommandError(f"{role} CSV {csv_path} lists no tracks")
     return tracks
@@ -133,7 +133,7 @@ class Command(BaseCommand):
         parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
     def handle(self, *args, **options):
-        from annotations.simulation import SimulationError, curve_mean, curves_plot, reach_table, result_write
+        from ml.simulation import SimulationError, curve_mean, curves_plot, reach_table, result_write
 
         # call_command passes keyword options through unconverted.
         for name in ("pool", "test", "out", "cache_dir"):
@@ -208,7 +208,7 @@ class Command(BaseCommand):
     def _simulate_all(
         self, *, pool: list, test: list, strategies: list[str], seeds: list[int], budget: int, options: dict
     ) -> dict[str, list[dict]]:
-        from annotations.simulation import simulate, simulation_rounds, tracks_embed
+        from ml.simulation import simulate, simulation_rounds, tracks_embed
 
         quiet = options["no_progress"]
         common = {"backbone_name": options["backbone"], "cache_dir": options["cache_dir"]}

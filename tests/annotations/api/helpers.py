@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 from pathlib import Path
 
 from django.contrib.auth.models import User
@@ -11,8 +10,9 @@ from rest_framework.test import APIClient
 
 from annotations.models import Annotation, ModelVersion, Prediction, Track
 from ml.keys import Key
+from tests.factories import make_track
 
-_hashes = itertools.count(1)
+__all__ = ["make_track"]  # API tests build tracks with the shared factory
 
 
 def token_client(user: User | None) -> APIClient:
@@ -23,29 +23,9 @@ def token_client(user: User | None) -> APIClient:
     return client
 
 
-def make_track(**fields) -> Track:
-    """A track row without audio analysis (status ready); pass audio=... for a real stored file."""
-    number = next(_hashes)
-    defaults = {
-        "audio": f"audio/none/{number}.wav",
-        "original_filename": f"track-{number}.wav",
-        "content_hash": f"{number:064x}",
-        "size_bytes": 1000,
-        "audio_format": "wav",
-        "title": f"Title {number}",
-        "artist": "Artist",
-        "duration_s": 6.0,
-        "sample_rate": 22050,
-        "channels": 1,
-        "status": Track.Status.READY,
-    }
-    defaults.update(fields)
-    return Track.objects.create(**defaults)
-
-
 def label_track(track: Track, key: str | None, *, label: str = "key") -> Track:
     """Give a track a consensus through the real import service."""
-    from annotations.services import LabelValue, annotation_import
+    from annotations.services.labels import LabelValue, annotation_import
 
     value = LabelValue.parse(key) if key else LabelValue(label=label)
     annotation_import(track=track, label=value)
@@ -68,13 +48,13 @@ def predict(track: Track, version: ModelVersion, key: str, confidence: float) ->
         confidence=confidence,
         entropy=1.0,
         margin=0.5,
-        uncertainty=1.0,
+        priority=1.0,
     )
 
 
 def annotate(track: Track, user: User, key: str) -> Annotation:
-    from annotations.queue import annotation_submit
-    from annotations.services import LabelValue
+    from annotations.services.labels import LabelValue
+    from annotations.services.queue import annotation_submit
 
     return annotation_submit(user=user, track=track, label=LabelValue.parse(key))
 

@@ -10,9 +10,10 @@ from pathlib import Path
 import pytest
 from django.core.management import CommandError, call_command
 
-from annotations.exports import ExportOptions, export_stream
 from annotations.models import Annotation, Track
-from annotations.services import LabelValue, annotation_import, track_import
+from annotations.services.exports import ExportOptions, export_stream
+from annotations.services.labels import LabelValue, annotation_import
+from annotations.services.tracks import track_import
 
 from .helpers import annotate, error_fields, label_track, make_track, synthetic, token_client
 

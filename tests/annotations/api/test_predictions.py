@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from django.conf import settings
 
-from annotations.api.jobs import prediction_job_run
 from annotations.models import PredictionJob, Track
+from annotations.worker.prediction_jobs import prediction_job_run
 from ml.keys import Key
 from tests.conftest import wait_for
 

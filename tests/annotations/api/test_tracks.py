@@ -8,7 +8,7 @@ import pytest
 from django.conf import settings
 
 from annotations.models import Annotation, Track
-from annotations.services import track_import
+from annotations.services.tracks import track_import
 
 from .helpers import annotate, error_fields, label_track, make_track, predict, synthetic, token_client
 
@@ -220,8 +220,8 @@ def test_track_key_refuses_an_unknown_notation(annotator, library):
 
 def test_human_tuning_is_reported_when_the_track_has_no_estimate(annotator, active_model):
     track = make_track()
-    from annotations.queue import annotation_submit
-    from annotations.services import LabelValue
+    from annotations.services.labels import LabelValue
+    from annotations.services.queue import annotation_submit
 
     annotation_submit(user=annotator, track=track, label=LabelValue.parse("G major"), tuning_cents=12.0)
     body = token_client(annotator).get(f"/api/v1/tracks/{track.pk}/key").json()

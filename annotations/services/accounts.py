@@ -3,16 +3,13 @@
 from __future__ import annotations
 
 import logging
-from pathlib import Path
 
-from django.conf import settings
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from ..models import Embedding, Track
-from ..permissions import ROLES
+from annotations.permissions import ROLES
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -58,24 +55,3 @@ def token_issue(*, user: AbstractBaseUser) -> Token:
 def token_revoke(*, user: AbstractBaseUser) -> bool:
     deleted, _ = Token.objects.filter(user=user).delete()
     return bool(deleted)
-
-
-@transaction.atomic
-def track_delete(*, track: Track) -> None:
-    """Delete a track with its annotations, predictions and embeddings; its files go once that commits.
-    The audio file is content-addressed, so it is kept if another track row still points at it."""
-    audio_name = track.audio.name
-    embedding_paths = list(Embedding.objects.filter(track=track).values_list("path", flat=True))
-    track.delete()
-
-    def remove_files() -> None:
-        paths = [Path(p) for p in embedding_paths]
-        if audio_name and not Track.objects.filter(audio=audio_name).exists():
-            paths.append(Path(settings.MEDIA_ROOT) / audio_name)
-        for path in paths:
-            try:
-                path.unlink(missing_ok=True)
-            except OSError as error:
-                logger.warning("could not remove %s of a deleted track: %s", path, error)
-
-    transaction.on_commit(remove_files)

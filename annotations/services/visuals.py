@@ -1,22 +1,29 @@
-"""What the label page draws: waveform peaks and a chromagram, computed with numpy and cached as JSON."""
+"""What the label page draws: waveform peaks and a chromagram, computed with numpy (no torch) and stored as
+JSON beside the audio. Short tracks are drawn in the request, long ones by a task (dispatch.visuals_start)."""
 
 from __future__ import annotations
 
-import json
 import logging
-import os
-import tempfile
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
-from .models import Track
+from annotations.selectors import (
+    VISUALS_VERSION,
+    track_visuals_path,
+    visuals_building_key,
+    visuals_failure_key,
+)
+from ml.audio import SAMPLE_RATE, load_audio
+from ml.files import json_write_atomic
+
+from .. import dispatch
+from ..models import Track
 
 logger = logging.getLogger(__name__)
 
-VISUALS_VERSION = 1
 WAVEFORM_POINTS = 800
 CHROMA_FRAMES_PER_SECOND = 4
 PITCH_CLASS_NAMES = ("C", "C#", "D", "Eb", "E", "F", "F#", "G", "Ab", "A", "Bb", "B")
@@ -26,10 +33,6 @@ _LOW_HZ, _HIGH_HZ = 55.0, 4200.0
 # How far (in semitones) a bin's energy spreads to the nearest pitch; narrow keeps the rows crisp.
 _PITCH_SPREAD = 0.25
 _FRAMES_PER_BLOCK = 256
-
-
-def track_visuals_path(track: Track) -> Path:
-    return Path(settings.MEDIA_ROOT) / "visuals" / track.content_hash[:2] / f"{track.content_hash}.json"
 
 
 def _waveform_peaks(audio: np.ndarray, n_points: int) -> dict:
@@ -104,43 +107,17 @@ def track_visuals_compute(*, track: Track, audio: np.ndarray, sample_rate: int =
 
 
 def track_visuals_write(*, track: Track, visuals: dict) -> Path:
-    """Write the JSON next to a temporary name and rename it into place: readers never see half a file."""
+    """Store the visuals atomically: readers never see half a file."""
     path = track_visuals_path(track)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.NamedTemporaryFile(
-        "w", dir=path.parent, delete=False, suffix=".json.part", encoding="utf-8"
-    ) as handle:
-        json.dump(visuals, handle, separators=(",", ":"))
-        temporary = Path(handle.name)
-    try:
-        os.replace(temporary, path)
-    finally:
-        temporary.unlink(missing_ok=True)
+    json_write_atomic(path, visuals, indent=None)
     return path
 
 
 def track_visuals_build(*, track: Track) -> dict:
     """Decode the track's audio, compute its visuals and store them (worker pipeline or first page view)."""
-    from ml.audio import SAMPLE_RATE, load_audio
-
     audio = load_audio(Path(settings.MEDIA_ROOT) / track.audio.name, sample_rate=SAMPLE_RATE)
     visuals = track_visuals_compute(track=track, audio=audio, sample_rate=SAMPLE_RATE)
     track_visuals_write(track=track, visuals=visuals)
-    return visuals
-
-
-def track_visuals_stored(track: Track) -> dict | None:
-    """The cached visuals, or None when missing, unreadable, of an older format or computed before the
-    track's tuning was known (the chromagram would not be tuning-compensated)."""
-    path = track_visuals_path(track)
-    try:
-        visuals = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return None
-    if visuals.get("version") != VISUALS_VERSION:
-        return None
-    if track.tuning_cents is not None and visuals.get("tuning_cents") is None:
-        return None
     return visuals
 
 
@@ -150,30 +127,12 @@ BUILD_MARK_SECONDS = 300
 FAILURE_SECONDS = 600
 
 
-def _building_key(track_id: int) -> str:
-    return f"keyweb:visuals:building:{track_id}"
-
-
-def _failure_key(track_id: int) -> str:
-    return f"keyweb:visuals:failed:{track_id}"
-
-
-def track_visuals_building(track: Track) -> bool:
-    return cache.get(_building_key(track.pk)) is not None
-
-
-def track_visuals_failure(track: Track) -> str | None:
-    return cache.get(_failure_key(track.pk))
-
-
 def track_visuals_build_in_background(track: Track) -> bool:
     """Queue the worker task that draws a long track's visuals; False if one is already queued."""
-    if not cache.add(_building_key(track.pk), 1, BUILD_MARK_SECONDS):
+    if not cache.add(visuals_building_key(track.pk), 1, BUILD_MARK_SECONDS):
         return False
-    cache.delete(_failure_key(track.pk))
-    from .tasks import track_visuals_task
-
-    track_visuals_task.delay(track.pk)
+    cache.delete(visuals_failure_key(track.pk))
+    dispatch.visuals_start(track_id=track.pk)
     return True
 
 
@@ -183,6 +142,6 @@ def track_visuals_build_recorded(*, track: Track) -> None:
         track_visuals_build(track=track)
     except Exception as error:
         logger.exception("computing the visuals of track %s failed", track.pk)
-        cache.set(_failure_key(track.pk), str(error), FAILURE_SECONDS)
+        cache.set(visuals_failure_key(track.pk), str(error), FAILURE_SECONDS)
     finally:
-        cache.delete(_building_key(track.pk))
+        cache.delete(visuals_building_key(track.pk))

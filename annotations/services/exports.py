@@ -9,10 +9,9 @@ import json
 import logging
 import re
 import shutil
-import struct
 import tempfile
 import time
-import zlib
+import zipfile
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from datetime import datetime
@@ -21,11 +20,10 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.db.models import QuerySet
 
+from annotations.selectors import model_version_active, tracks_with_active_prediction
 from ml.keys import Key
 
-from .api.selectors import tracks_with_active_prediction
-from .models import Track
-from .selectors import model_version_active
+from ..models import Track
 
 logger = logging.getLogger(__name__)
 
@@ -173,130 +171,57 @@ def jsonl_export(options: ExportOptions, *, rows_per_chunk: int = 200) -> Iterat
 
 # --- zip archives ----------------------------------------------------------------------------------
 
-# ZIP64 thresholds; module-level so a test can lower them to exercise the ZIP64 records.
-ZIP64_LIMIT = 0xFFFFFFFF
-ZIP_COUNT_LIMIT = 0xFFFF
+
+class _Sink(io.RawIOBase):
+    """A write-only, non-seekable file for zipfile: it collects the bytes written since the last drain."""
+
+    def __init__(self) -> None:
+        self._chunks: list[bytes] = []
+        self._position = 0
+
+    def writable(self) -> bool:
+        return True
+
+    def write(self, data) -> int:
+        self._chunks.append(bytes(data))
+        self._position += len(data)
+        return len(data)
+
+    def tell(self) -> int:
+        return self._position
+
+    def drain(self) -> bytes:
+        data, self._chunks = b"".join(self._chunks), []
+        return data
 
 
 class ZipStream:
-    """A zip written front to back as bytes, never seeking: every entry carries a data descriptor, and the
-    central directory is spooled to a temporary file, so memory stays flat however many entries there are.
-    Entries must be under 4 GiB; the archive may be larger (ZIP64 offsets and end records)."""
+    """A zip produced front to back as bytes by the standard library's zipfile writing to a non-seekable
+    sink: entries carry data descriptors, and ZIP64 records appear wherever sizes, offsets or the entry
+    count need them, so exports past 4 GiB stay readable. Memory holds one chunk plus zipfile's small
+    per-entry record for the central directory."""
 
     def __init__(self, *, timestamp: float | None = None) -> None:
-        moment = time.localtime(timestamp)
-        self._dos_time = moment.tm_hour << 11 | moment.tm_min << 5 | moment.tm_sec // 2
-        self._dos_date = max(moment.tm_year - 1980, 0) << 9 | moment.tm_mon << 5 | moment.tm_mday
-        self._offset = 0
-        self._count = 0
-        self._directory = tempfile.SpooledTemporaryFile(max_size=1 << 18)
-
-    def _emit(self, data: bytes) -> bytes:
-        self._offset += len(data)
-        return data
+        self._sink = _Sink()
+        self._zip = zipfile.ZipFile(self._sink, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True)
+        self._date_time = time.localtime(timestamp)[:6]
 
     def entry(self, name: str, chunks: Iterable[bytes], *, compress: bool = True) -> Iterator[bytes]:
         """Yield the bytes of one entry, reading `chunks` lazily."""
-        encoded = name.encode("utf-8")
-        method = 8 if compress else 0
-        flags = 0x08 | 0x800  # sizes in a data descriptor; UTF-8 name
-        header_offset = self._offset
-        yield self._emit(
-            struct.pack(
-                "<IHHHHHIIIHH",
-                0x04034B50,
-                20,
-                flags,
-                method,
-                self._dos_time,
-                self._dos_date,
-                0,
-                0,
-                0,
-                len(encoded),
-                0,
-            )
-            + encoded
-        )
-        crc, size, compressed_size = 0, 0, 0
-        compressor = zlib.compressobj(6, zlib.DEFLATED, -15) if compress else None
-        for chunk in chunks:
-            crc = zlib.crc32(chunk, crc)
-            size += len(chunk)
-            data = compressor.compress(chunk) if compressor else chunk
-            if data:
-                compressed_size += len(data)
-                yield self._emit(data)
-        if compressor:
-            tail = compressor.flush()
-            compressed_size += len(tail)
-            yield self._emit(tail)
-        if size >= 0xFFFFFFFF or compressed_size >= 0xFFFFFFFF:
-            raise ValueError(f"{name}: entries of 4 GiB or more are not supported")
-        yield self._emit(struct.pack("<IIII", 0x08074B50, crc, compressed_size, size))
-        extra = b""
-        offset_field = header_offset
-        if header_offset >= ZIP64_LIMIT:
-            extra = struct.pack("<HHQ", 0x0001, 8, header_offset)
-            offset_field = 0xFFFFFFFF
-        self._directory.write(
-            struct.pack(
-                "<IHHHHHHIIIHHHHHII",
-                0x02014B50,
-                (3 << 8) | 45,
-                45 if extra else 20,
-                flags,
-                method,
-                self._dos_time,
-                self._dos_date,
-                crc,
-                compressed_size,
-                size,
-                len(encoded),
-                len(extra),
-                0,
-                0,
-                0,
-                0o100644 << 16,
-                offset_field,
-            )
-            + encoded
-            + extra
-        )
-        self._count += 1
+        info = zipfile.ZipInfo(name, date_time=max(self._date_time, (1980, 1, 1, 0, 0, 0)))
+        info.compress_type = zipfile.ZIP_DEFLATED if compress else zipfile.ZIP_STORED
+        info.external_attr = 0o100644 << 16
+        with self._zip.open(info, mode="w", force_zip64=True) as handle:
+            for chunk in chunks:
+                handle.write(chunk)
+                if data := self._sink.drain():
+                    yield data
+        yield self._sink.drain()
 
     def close(self) -> Iterator[bytes]:
         """Yield the central directory and the end records."""
-        directory_offset = self._offset
-        self._directory.seek(0)
-        while chunk := self._directory.read(1 << 16):
-            yield self._emit(chunk)
-        self._directory.close()
-        directory_size = self._offset - directory_offset
-        if self._count >= ZIP_COUNT_LIMIT or directory_offset >= ZIP64_LIMIT or directory_size >= ZIP64_LIMIT:
-            end64_offset = self._offset
-            yield self._emit(
-                struct.pack(
-                    "<IQHHIIQQQQ",
-                    0x06064B50,
-                    44,
-                    (3 << 8) | 45,
-                    45,
-                    0,
-                    0,
-                    self._count,
-                    self._count,
-                    directory_size,
-                    directory_offset,
-                )
-            )
-            yield self._emit(struct.pack("<IIQI", 0x07064B50, 0, end64_offset, 1))
-            count, size_field, offset_field = 0xFFFF, 0xFFFFFFFF, 0xFFFFFFFF
-        else:
-            count, size_field, offset_field = self._count, directory_size, directory_offset
-        yield self._emit(
-            struct.pack("<IHHHHIIH", 0x06054B50, 0, 0, count, count, size_field, offset_field, 0)
-        )
+        self._zip.close()
+        yield self._sink.drain()
 
 
 class _Names:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from .services import AUDIO_EXTENSIONS
+from annotations.services.tracks import AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -9,21 +9,16 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 from django.utils import timezone
 
-from .models import ModelVersion, Track
-from .selectors import model_version_active
+from annotations.selectors import backbone_name_configured, labels_since_last_training
+
+from .. import dispatch
+from ..models import ModelVersion, Track
 
 logger = logging.getLogger(__name__)
 
 
 class TrainingQueueUnavailable(RuntimeError):
     """The broker could not take the training task."""
-
-
-def _backbone_for_training() -> str:
-    configured = settings.KEYWEB["BACKBONE"]
-    if configured:
-        return configured
-    return "myna_vertical" if settings.KEYWEB["MYNA_CHECKPOINT"] else "pitch_class"
 
 
 def model_training_request(
@@ -38,26 +33,23 @@ def model_training_request(
             number = ModelVersion.objects.filter(is_default=False).count() + 1
             version = ModelVersion.objects.create(
                 name=f"v{number}",
-                backbone=_backbone_for_training(),
+                backbone=backbone_name_configured(),
                 status=ModelVersion.Status.QUEUED,
                 in_progress=True,
                 requested_by=user if user is not None and user.is_authenticated else None,
                 hyperparameters={"reason": reason} if reason else {},
             )
-            transaction.on_commit(lambda: _queue_training(version.pk))
+            dispatch.training_start(model_version_id=version.pk, on_error=_training_unqueued(version.pk))
     except IntegrityError:  # another request won the race between our check and our insert
         return ModelVersion.objects.get(in_progress=True), False
     return version, True
 
 
-def _queue_training(version_id: int) -> None:
-    """Send the task; if the broker is unreachable, fail the version at once so it doesn't block every
-    later training as a phantom 'queued' one."""
-    from .tasks import train_model_task
+def _training_unqueued(version_id: int):
+    """What to do if the broker refuses the training message: fail the version at once so it does not
+    block every later training as a phantom 'queued' one, and tell the caller."""
 
-    try:
-        train_model_task.delay(version_id)
-    except Exception as error:
+    def fail(error: Exception) -> None:
         logger.exception("could not queue training of model version %s", version_id)
         ModelVersion.objects.filter(pk=version_id).update(
             status=ModelVersion.Status.FAILED,
@@ -68,6 +60,8 @@ def _queue_training(version_id: int) -> None:
             "the task queue is unreachable; training was not started — check that Redis and the workers run"
         ) from error
 
+    return fail
+
 
 @transaction.atomic
 def model_version_activate(*, version: ModelVersion) -> ModelVersion:
@@ -77,29 +71,17 @@ def model_version_activate(*, version: ModelVersion) -> ModelVersion:
     ModelVersion.objects.filter(is_active=True).exclude(pk=version.pk).update(is_active=False)
     ModelVersion.objects.filter(pk=version.pk).update(is_active=True)
     version.is_active = True
-    transaction.on_commit(lambda: tracks_repredict_queue(version_id=version.pk))
+    tracks_repredict_queue(version_id=version.pk)
     return version
 
 
 def tracks_repredict_queue(*, version_id: int, batch_size: int = 500) -> int:
-    """Queue prediction of every unlabeled, analysed track by `version_id` in batches."""
-    from .tasks import predict_tracks_task
-
+    """Start prediction of every unlabeled, analysed track by `version_id`, in batches."""
     ids = list(
         Track.objects.filter(consensus_label="", status=Track.Status.READY).values_list("id", flat=True)
     )
-    for start in range(0, len(ids), batch_size):
-        predict_tracks_task.delay(ids[start : start + batch_size], version_id)
+    dispatch.prediction_start(track_ids=ids, model_version_id=version_id, batch_size=batch_size)
     return len(ids)
-
-
-def labels_since_last_training() -> int:
-    """Key labels that reached consensus after the newest trained (non-default) version was requested."""
-    latest = ModelVersion.objects.filter(is_default=False).order_by("-created_at").first()
-    labeled = Track.objects.filter(consensus_label="key")
-    if latest is not None:
-        labeled = labeled.filter(consensus_at__gt=latest.created_at)
-    return labeled.count()
 
 
 def retrain_if_due() -> ModelVersion | None:
@@ -121,11 +103,3 @@ def model_version_should_activate(*, candidate_weighted: float | None, active_we
 
 def training_finished(*, version: ModelVersion, **fields) -> None:
     ModelVersion.objects.filter(pk=version.pk).update(in_progress=None, trained_at=timezone.now(), **fields)
-
-
-__all__ = [
-    "model_training_request",
-    "model_version_activate",
-    "model_version_active",
-    "retrain_if_due",
-]

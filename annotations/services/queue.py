@@ -1,5 +1,6 @@
 """The labeling queue: serve the most informative track under a lease, take submissions, skips, undo and
-review decisions. Services (writes) in the HackSoft sense; the pages and the API call only these."""
+review decisions, switch the ordering strategy. The label page and REST clients both call these through
+/api/v1/queue/*."""
 
 from __future__ import annotations
 
@@ -8,16 +9,16 @@ from datetime import timedelta
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.db.models import Exists, F, OuterRef, Q, QuerySet
+from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from ml.active import STRATEGIES
+from annotations.selectors import model_version_active, queue_strategy_current, tracks_open_for
+from annotations.services.labels import LabelValue, track_consensus_refresh
+from ml.active import STRATEGIES, stable_random_score
 
-from .models import Annotation, Prediction, QueueSettings, Skip, Track
-from .selectors import model_version_active, queue_strategy_current
-from .services import LabelValue, track_consensus_refresh
+from .. import dispatch
+from ..models import Annotation, Prediction, QueueSettings, Skip, Track
 
-SKIP_MEMORY = timedelta(hours=24)
 UNDO_WINDOW = timedelta(hours=1)
 # How many of the latest labels decide whether the held-out split is due (see _split_to_serve).
 RECENT_LABELS = 1000
@@ -25,23 +26,6 @@ RECENT_LABELS = 1000
 
 class QueueError(ValueError):
     """A request the queue refuses, with a reason the annotator can act on."""
-
-
-def _open_tracks(*, user: AbstractBaseUser, now) -> QuerySet[Track]:
-    """Analysed, unlabeled, undisputed tracks that nobody else holds and this user hasn't labeled or
-    recently skipped."""
-    return (
-        Track.objects.filter(status=Track.Status.READY, consensus_label="", needs_review=False)
-        .filter(Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now) | Q(lease_user=user))
-        # NOT EXISTS, not NOT IN: PostgreSQL then probes the few rows of each candidate track while it walks
-        # the queue index, instead of first hashing everything this user ever labeled (docs/benchmarks.md).
-        .filter(~Exists(Annotation.objects.filter(annotator=user, track=OuterRef("pk"))))
-        .filter(
-            ~Exists(
-                Skip.objects.filter(annotator=user, track=OuterRef("pk"), created_at__gte=now - SKIP_MEMORY)
-            )
-        )
-    )
 
 
 def _split_to_serve() -> str:
@@ -67,7 +51,7 @@ def queue_next(*, user: AbstractBaseUser) -> Track | None:
     now = timezone.now()
     lease_until = now + timedelta(seconds=settings.KEYWEB["LEASE_SECONDS"])
     held = (
-        _open_tracks(user=user, now=now)
+        tracks_open_for(user=user, now=now)
         .filter(lease_user=user, lease_expires_at__gte=now)
         .select_for_update(skip_locked=True)
         .first()
@@ -79,7 +63,7 @@ def queue_next(*, user: AbstractBaseUser) -> Track | None:
     for split in (preferred, Track.Split.POOL if preferred == Track.Split.TEST else Track.Split.TEST):
         ordering = ("content_hash",) if split == Track.Split.TEST else ("-priority", "id")
         candidate = (
-            _open_tracks(user=user, now=now)
+            tracks_open_for(user=user, now=now)
             .filter(split=split)
             .order_by(*ordering)
             .select_for_update(skip_locked=True, of=("self",))
@@ -189,17 +173,13 @@ def queue_strategy_set(*, strategy: str) -> str:
     settings_row.save()
     queue_priorities_refresh()
     if strategy == "diverse":
-        from .tasks import queue_rerank_task
-
-        transaction.on_commit(queue_rerank_task.delay)
+        dispatch.rerank_start()
     return strategy
 
 
 def queue_priorities_refresh() -> int:
     """Set Track.priority from the active model's stored predictions under the current strategy (one
-    UPDATE per chunk; the diversity-aware strategy is refined by annotations.pipeline.queue_rerank_diverse)."""
-    from ml.active import stable_random_score
-
+    UPDATE per chunk; the diversity-aware strategy is refined by annotations.worker.rerank)."""
     strategy = queue_strategy_current()
     active = model_version_active()
     if active is None:
@@ -216,9 +196,14 @@ def queue_priorities_refresh() -> int:
         for track_id, content_hash in open_tracks.values_list("id", "content_hash").iterator(chunk_size=5000):
             updated += Track.objects.filter(pk=track_id).update(priority=stable_random_score(content_hash))
         return updated
-    from django.db.models import OuterRef, Subquery
-
     score = Prediction.objects.filter(track=OuterRef("pk"), model_version=active).annotate(score=expression)
     return open_tracks.filter(predictions__model_version=active).update(
         priority=Subquery(score.values("score")[:1])
+    )
+
+
+def leases_expire() -> int:
+    """Clear leases that ran out, returning their tracks to the queue."""
+    return Track.objects.filter(lease_expires_at__lt=timezone.now()).update(
+        lease_user=None, lease_expires_at=None
     )

@@ -1,24 +1,26 @@
-"""Writes: importing tracks and labels, consensus. Views, commands and tasks call these; none imports torch."""
+"""Importing tracks: file checks, one validating decode, content-addressed storage, the Track row, the
+split fixed by the content hash, a `path,key` labels file; analysis is started after commit."""
 
 from __future__ import annotations
 
+import csv
 import logging
-import os
 import shutil
-import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
-from django.utils import timezone
 
+from annotations.services.labels import LabelValue, annotation_import
 from ml.audio import AudioDecodeError, decode_validate
 from ml.cache import file_sha256  # torch-free: the same hash the embedding cache keys on
-from ml.keys import NO_KEY_LABELS, Key, KeyParseError
+from ml.files import write_atomic
+from ml.keys import KeyParseError
 
-from .models import Annotation, Track
+from .. import dispatch
+from ..models import Embedding, Track
 
 logger = logging.getLogger(__name__)
 
@@ -48,24 +50,6 @@ class ImportOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
-
-
-@dataclass(frozen=True)
-class LabelValue:
-    """What a person said about a track: a key, or one of the no-key labels."""
-
-    label: str
-    key: Key | None = None
-
-    @classmethod
-    def parse(cls, text: str) -> LabelValue:
-        cleaned = text.strip()
-        normalised = cleaned.lower().replace("-", "_").replace(" ", "_")
-        if normalised in NO_KEY_LABELS:
-            return cls(label=normalised)
-        if normalised in ("x", "n", "none", "atonal"):
-            return cls(label=Annotation.Label.NO_KEY)
-        return cls(label=Annotation.Label.KEY, key=Key.parse(cleaned))
 
 
 def split_for_hash(content_hash: str) -> str:
@@ -99,14 +83,7 @@ def _store_audio(path: Path, content_hash: str, audio_format: str) -> str:
     name = f"audio/{content_hash[:2]}/{content_hash}.{audio_format}"
     target = Path(settings.MEDIA_ROOT) / name
     if not target.exists():
-        target.parent.mkdir(parents=True, exist_ok=True)
-        with tempfile.NamedTemporaryFile(dir=target.parent, delete=False, suffix=".part") as handle:
-            temporary = Path(handle.name)
-        try:
-            shutil.copyfile(path, temporary)
-            os.replace(temporary, target)
-        finally:
-            temporary.unlink(missing_ok=True)
+        write_atomic(target, lambda temporary: shutil.copyfile(path, temporary))
     return name
 
 
@@ -134,7 +111,7 @@ def track_import(
 
     Re-importing the same audio (same SHA-256) is a no-op that returns the existing track. Every way the
     file can be bad ends in an outcome with `error` set; nothing else is touched. Bulk importers pass
-    `queue_analysis=False` and queue the new ids in batches themselves (track_analysis_queue).
+    `queue_analysis=False` and start analysis of the new ids in batches themselves (dispatch.analysis_start).
     """
     source = original_name or str(path)
     try:
@@ -174,7 +151,7 @@ def track_import(
             )
             label_imported = label is not None and annotation_import(track=track, label=label, user=user)
             if queue_analysis:
-                transaction.on_commit(lambda: track_analysis_queue(track_ids=[track.id]))
+                dispatch.analysis_start(track_ids=[track.id])
     except IntegrityError:
         # Another import of the same audio won the race; that one is the track.
         track = Track.objects.get(content_hash=content_hash)
@@ -182,66 +159,8 @@ def track_import(
     return ImportOutcome(source=source, track=track, created=True, label_imported=label_imported)
 
 
-ANALYSIS_BATCH = 16
-
-
-def track_analysis_queue(*, track_ids: list[int]) -> None:
-    """Queue embedding (gpu queue; it chains prediction), in batches so a GPU worker embeds many tracks
-    per forward pass. Called after the creating transaction commits."""
-    from .tasks import embed_tracks_task
-
-    for start in range(0, len(track_ids), ANALYSIS_BATCH):
-        embed_tracks_task.delay(track_ids[start : start + ANALYSIS_BATCH])
-
-
-@transaction.atomic
-def annotation_import(*, track: Track, label: LabelValue, user: AbstractBaseUser | None = None) -> bool:
-    """Attach an existing label (from a CSV or dataset) as a trusted annotation; idempotent per track."""
-    if Annotation.objects.filter(track=track, source=Annotation.Source.IMPORT).exists():
-        return False
-    Annotation.objects.create(
-        track=track,
-        annotator=user if user is not None and user.is_authenticated else None,
-        label=label.label,
-        key_index=label.key.index if label.key else None,
-        source=Annotation.Source.IMPORT,
-    )
-    track_consensus_refresh(track=track)
-    return True
-
-
-@transaction.atomic
-def track_consensus_refresh(*, track: Track) -> Track:
-    """Recompute consensus from the annotations: review decision > imported label > agreeing annotators."""
-    track = Track.objects.select_for_update().get(pk=track.pk)
-    annotations = list(track.annotations.order_by("id"))
-    by_annotators = [a for a in annotations if a.source == Annotation.Source.ANNOTATOR]
-    decided = [a for a in annotations if a.source in (Annotation.Source.REVIEW, Annotation.Source.IMPORT)]
-    track.annotation_count = len(by_annotators)
-    consensus: Annotation | None = None
-    track.needs_review = False
-    if decided:
-        consensus = max(decided, key=lambda a: (a.source == Annotation.Source.REVIEW, a.id))
-    elif len(by_annotators) >= settings.KEYWEB["ANNOTATIONS_REQUIRED"]:
-        opinions = {(a.label, a.key_index) for a in by_annotators}
-        if len(opinions) == 1:
-            consensus = by_annotators[-1]
-        else:
-            track.needs_review = True
-    if consensus is None:
-        track.consensus_label, track.consensus_key, track.consensus_at = "", None, None
-    elif (track.consensus_label, track.consensus_key) != (consensus.label, consensus.key_index):
-        track.consensus_label, track.consensus_key = consensus.label, consensus.key_index
-        track.consensus_at = timezone.now()
-    track.save(
-        update_fields=["annotation_count", "needs_review", "consensus_label", "consensus_key", "consensus_at"]
-    )
-    return track
-
-
 def labels_csv_read(path: Path) -> dict[Path, LabelValue]:
     """A `path,key` CSV → {absolute path: label}; relative paths are resolved against the CSV's folder."""
-    import csv
 
     labels: dict[Path, LabelValue] = {}
     with open(path, newline="", encoding="utf-8-sig") as handle:
@@ -263,8 +182,22 @@ def labels_csv_read(path: Path) -> dict[Path, LabelValue]:
     return labels
 
 
-def leases_expire() -> int:
-    """Clear leases that ran out, returning their tracks to the queue."""
-    return Track.objects.filter(lease_expires_at__lt=timezone.now()).update(
-        lease_user=None, lease_expires_at=None
-    )
+@transaction.atomic
+def track_delete(*, track: Track) -> None:
+    """Delete a track with its annotations, predictions and embeddings; its files go once that commits.
+    The audio file is content-addressed, so it is kept if another track row still points at it."""
+    audio_name = track.audio.name
+    embedding_paths = list(Embedding.objects.filter(track=track).values_list("path", flat=True))
+    track.delete()
+
+    def remove_files() -> None:
+        paths = [Path(p) for p in embedding_paths]
+        if audio_name and not Track.objects.filter(audio=audio_name).exists():
+            paths.append(Path(settings.MEDIA_ROOT) / audio_name)
+        for path in paths:
+            try:
+                path.unlink(missing_ok=True)
+            except OSError as error:
+                logger.warning("could not remove %s of a deleted track: %s", path, error)
+
+    transaction.on_commit(remove_files)

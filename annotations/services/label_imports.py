@@ -17,11 +17,11 @@ from typing import BinaryIO
 
 from django.contrib.auth.models import AbstractBaseUser
 
+from annotations.services.labels import LabelValue, annotation_import
 from ml.cache import file_sha256
 from ml.keys import Key, KeyParseError
 
-from .models import Annotation, Track
-from .services import LabelValue, annotation_import
+from ..models import Annotation, Track
 
 IMPORT_FORMATS = ("csv", "jsonl", "jams", "giantsteps")
 MAX_PROBLEMS = 500

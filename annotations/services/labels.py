@@ -1,0 +1,78 @@
+"""Labels as data: what a person said about a track (LabelValue), trusted imported labels, and the
+consensus that turns annotations into a track's label."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
+from django.utils import timezone
+
+from ml.keys import NO_KEY_LABELS, Key
+
+from ..models import Annotation, Track
+
+
+@dataclass(frozen=True)
+class LabelValue:
+    """What a person said about a track: a key, or one of the no-key labels."""
+
+    label: str
+    key: Key | None = None
+
+    @classmethod
+    def parse(cls, text: str) -> LabelValue:
+        cleaned = text.strip()
+        normalised = cleaned.lower().replace("-", "_").replace(" ", "_")
+        if normalised in NO_KEY_LABELS:
+            return cls(label=normalised)
+        if normalised in ("x", "n", "none", "atonal"):
+            return cls(label=Annotation.Label.NO_KEY)
+        return cls(label=Annotation.Label.KEY, key=Key.parse(cleaned))
+
+
+@transaction.atomic
+def annotation_import(*, track: Track, label: LabelValue, user: AbstractBaseUser | None = None) -> bool:
+    """Attach an existing label (from a CSV or dataset) as a trusted annotation; idempotent per track."""
+    if Annotation.objects.filter(track=track, source=Annotation.Source.IMPORT).exists():
+        return False
+    Annotation.objects.create(
+        track=track,
+        annotator=user if user is not None and user.is_authenticated else None,
+        label=label.label,
+        key_index=label.key.index if label.key else None,
+        source=Annotation.Source.IMPORT,
+    )
+    track_consensus_refresh(track=track)
+    return True
+
+
+@transaction.atomic
+def track_consensus_refresh(*, track: Track) -> Track:
+    """Recompute consensus from the annotations: review decision > imported label > agreeing annotators."""
+    track = Track.objects.select_for_update().get(pk=track.pk)
+    annotations = list(track.annotations.order_by("id"))
+    by_annotators = [a for a in annotations if a.source == Annotation.Source.ANNOTATOR]
+    decided = [a for a in annotations if a.source in (Annotation.Source.REVIEW, Annotation.Source.IMPORT)]
+    track.annotation_count = len(by_annotators)
+    consensus: Annotation | None = None
+    track.needs_review = False
+    if decided:
+        consensus = max(decided, key=lambda a: (a.source == Annotation.Source.REVIEW, a.id))
+    elif len(by_annotators) >= settings.KEYWEB["ANNOTATIONS_REQUIRED"]:
+        opinions = {(a.label, a.key_index) for a in by_annotators}
+        if len(opinions) == 1:
+            consensus = by_annotators[-1]
+        else:
+            track.needs_review = True
+    if consensus is None:
+        track.consensus_label, track.consensus_key, track.consensus_at = "", None, None
+    elif (track.consensus_label, track.consensus_key) != (consensus.label, consensus.key_index):
+        track.consensus_label, track.consensus_key = consensus.label, consensus.key_index
+        track.consensus_at = timezone.now()
+    track.save(
+        update_fields=["annotation_count", "needs_review", "consensus_label", "consensus_key", "consensus_at"]
+    )
+    return track

@@ -1,0 +1,75 @@
+"""Which backbone and head the worker uses, loaded once per process, and the content fingerprint that ties
+embeddings and heads together: a head is applied only to embeddings made by the backbone it was trained
+on (same name, feature version and weights)."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from django.conf import settings
+
+from ml.backbones import Backbone, get_backbone
+from ml.cache import backbone_fingerprint
+from ml.heads import LoadedHead, load_head
+
+from ..models import ModelVersion
+
+logger = logging.getLogger(__name__)
+
+_backbones: dict[str, Backbone] = {}
+_heads: dict[tuple[str, float], LoadedHead] = {}
+
+
+class FingerprintMismatch(RuntimeError):
+    """A head trained on other embeddings than the backbone now makes (e.g. a new Myna checkpoint)."""
+
+
+def torch_device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def backbone_for(name: str) -> Backbone:
+    """The backbone called `name`, built once per worker process."""
+    if name not in _backbones:
+        _backbones[name] = get_backbone(name)
+    return _backbones[name]
+
+
+def fingerprint_for(name: str) -> str:
+    return backbone_fingerprint(backbone_for(name))
+
+
+def embedding_path(*, content_hash: str, fingerprint: str, semitones: int = 0) -> Path:
+    suffix = f".shift{semitones:+d}" if semitones else ""
+    return settings.KEYWEB["EMBEDDING_DIR"] / fingerprint / content_hash[:2] / f"{content_hash}{suffix}.npy"
+
+
+def head_for(version: ModelVersion) -> LoadedHead:
+    """The version's head, loaded once per file version, after checking it fits today's backbone.
+
+    A version records the fingerprint it was trained on; the shipped head records it in its file. A
+    version with none yet (the shipped head before its first use) gets the file's, or today's.
+    """
+    path = Path(version.weights_path)
+    if not path.is_absolute():
+        path = settings.KEYWEB["MODEL_DIR"] / path
+    cache_key = (str(path), path.stat().st_mtime)
+    if cache_key not in _heads:
+        _heads.clear()
+        _heads[cache_key] = load_head(path)
+    loaded = _heads[cache_key]
+    current = fingerprint_for(version.backbone)
+    trained_on = version.backbone_fingerprint or (loaded.extra or {}).get("backbone_fingerprint") or current
+    if not version.backbone_fingerprint:
+        ModelVersion.objects.filter(pk=version.pk, backbone_fingerprint="").update(
+            backbone_fingerprint=trained_on
+        )
+        version.backbone_fingerprint = trained_on
+    if trained_on != current:
+        raise FingerprintMismatch(
+            f"model {version.name} was trained on {trained_on} embeddings but the {version.backbone} "
+            f"backbone now makes {current}; retrain it (the backbone's checkpoint or features changed)"
+        )
+    return loaded

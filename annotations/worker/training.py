@@ -1,0 +1,160 @@
+"""Training a model version: key-labeled pool tracks (with transposition augmentation) → a head, scored
+on the labeled held-out split with mir_eval, saved with the backbone fingerprint it was trained on, and
+activated unless it is worse than the active version on the same tracks."""
+
+from __future__ import annotations
+
+import logging
+import time
+
+import numpy as np
+from django.conf import settings
+from django.db import transaction
+
+from annotations.selectors import model_version_active
+from annotations.services.model_versions import (
+    model_version_activate,
+    model_version_should_activate,
+    training_finished,
+)
+from ml.evaluation import head_evaluate
+from ml.heads import save_head
+from ml.keys import Key
+from ml.training import TrainingExample, train_key_model
+
+from ..models import ModelVersion, Track
+from .analysis import embeddings_ensure
+from .backbones import FingerprintMismatch, backbone_for, fingerprint_for, head_for, torch_device
+
+logger = logging.getLogger(__name__)
+
+AUGMENT_SEMITONES = tuple(s for s in range(-6, 7) if s)
+
+
+def _training_examples(tracks: list[Track], *, backbone_name: str, shifted: bool):
+    semitones = (0, *AUGMENT_SEMITONES) if shifted else (0,)
+    stored, failures = embeddings_ensure(tracks, backbone_name=backbone_name, semitones=semitones)
+    examples, kept = [], []
+    for track in tracks:
+        if track.pk in failures or (track.pk, 0) not in stored:
+            continue
+        examples.append(
+            TrainingExample(
+                window_embeddings=np.load(stored[(track.pk, 0)].path),
+                key=Key.from_index(track.consensus_key),
+                shifted={s: np.load(stored[(track.pk, s)].path) for s in AUGMENT_SEMITONES}
+                if shifted
+                else None,
+            )
+        )
+        kept.append(track)
+    return examples, kept
+
+
+def _test_metrics(head, examples) -> dict:
+    if not examples:
+        return {"n": 0}
+    return head_evaluate(head, [e.window_embeddings for e in examples], [e.key for e in examples])
+
+
+def model_train(*, version_id: int) -> ModelVersion | None:
+    """Train the queued version on every consensus key label of the pool split, evaluate on the test split,
+    save the head, and activate it unless it is worse than the active version beyond the tolerance."""
+    started = ModelVersion.objects.filter(pk=version_id, status=ModelVersion.Status.QUEUED).update(
+        status=ModelVersion.Status.TRAINING, progress=0.0
+    )
+    if not started:  # a duplicate delivery: the version is already training or done
+        return None
+    version = ModelVersion.objects.get(pk=version_id)
+    clock = time.monotonic()
+    last_report = [0.0]
+
+    def report(fraction: float) -> None:
+        if time.monotonic() - last_report[0] > 1.0 or fraction >= 1.0:
+            last_report[0] = time.monotonic()
+            ModelVersion.objects.filter(pk=version_id).update(progress=round(0.2 + 0.7 * fraction, 3))
+
+    try:
+        backbone = backbone_for(version.backbone)
+        fingerprint = fingerprint_for(version.backbone)
+        ModelVersion.objects.filter(pk=version_id).update(backbone_fingerprint=fingerprint)
+        version.backbone_fingerprint = fingerprint
+        shifted = not backbone.cyclic_transposition
+        labeled = Track.objects.filter(consensus_label="key").exclude(status=Track.Status.FAILED)
+        train_examples, train_tracks = _training_examples(
+            list(labeled.filter(split=Track.Split.POOL)),
+            backbone_name=version.backbone,
+            shifted=shifted,
+        )
+        test_examples, _ = _training_examples(
+            list(labeled.filter(split=Track.Split.TEST)),
+            backbone_name=version.backbone,
+            shifted=False,
+        )
+        ModelVersion.objects.filter(pk=version_id).update(progress=0.2)
+        if not train_examples:
+            raise ValueError(
+                "there are no labeled training tracks yet (labels with a key, in the pool split)"
+            )
+        trained = train_key_model(
+            train=train_examples,
+            backbone_name=version.backbone,
+            cyclic=backbone.cyclic_transposition,
+            time_budget_s=settings.KEYWEB["TRAINING_TIME_BUDGET_S"],
+            seed=version.pk,
+            device=torch_device(),
+            progress=report,
+        )
+        metrics = _test_metrics(trained.head, test_examples)
+        metrics["validation"] = trained.metrics_validation
+        metrics["ece_validation_before"] = trained.ece_before
+        metrics["ece_validation_after"] = trained.ece_after
+        active = model_version_active()
+        active_weighted = None
+        if active is not None and test_examples and active.backbone == version.backbone:
+            try:
+                active_weighted = _test_metrics(head_for(active).head, test_examples).get("weighted")
+                metrics["active_weighted_same_test"] = active_weighted
+            except FingerprintMismatch as error:  # the active head no longer fits: the new one wins
+                logger.info("not comparing with the active version: %s", error)
+        metrics["training_seconds"] = round(time.monotonic() - clock, 2)
+        weights = settings.KEYWEB["MODEL_DIR"] / f"model-{version.pk}-{version.backbone}.pt"
+        save_head(
+            weights,
+            head=trained.head,
+            config=trained.config,
+            metrics=metrics,
+            extra={"version": version.pk, "backbone_fingerprint": fingerprint},
+        )
+        hyperparameters = {
+            **version.hyperparameters,
+            "head": trained.config.describe(),
+            "trials": trained.trials,
+        }
+        # Ready and (if it wins) active in one transaction: nobody sees a ready version that is about to
+        # become active but is not yet.
+        with transaction.atomic():
+            training_finished(
+                version=version,
+                status=ModelVersion.Status.READY,
+                progress=1.0,
+                metrics=metrics,
+                hyperparameters=hyperparameters,
+                weights_path=str(weights),
+                n_training_labels=len(train_tracks),
+                n_test_labels=len(test_examples),
+            )
+            version.refresh_from_db()
+            if model_version_should_activate(
+                candidate_weighted=metrics.get("weighted"), active_weighted=active_weighted
+            ):
+                model_version_activate(version=version)
+    except Exception as error:
+        logger.exception("training of model version %s failed", version_id)
+        training_finished(
+            version=version,
+            status=ModelVersion.Status.FAILED,
+            error=f"{error.__class__.__name__}: {error}"[:2000],
+        )
+        return ModelVersion.objects.get(pk=version_id)
+    return version
