@@ -7,10 +7,10 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
+from annotations.services.labels import LabelValue
 from ml.keys import KeyParseError
 
 from ..models import Annotation, Track
-from ..services import LabelValue
 
 
 class LabelFormField(forms.CharField):
