@@ -14,6 +14,7 @@ from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
 from annotations.selectors import labels_since_last_training, queue_strategy_current
+from annotations.services.exports import csv_row_safe
 from annotations.services.model_versions import (
     TrainingQueueUnavailable,
     model_training_request,
@@ -203,7 +204,7 @@ def export_labels_csv(request: HttpRequest) -> StreamingHttpResponse:
     def rows():
         yield writer.writerow(CSV_HEADER)
         for track in selectors.labeled_tracks_for_export().iterator(chunk_size=2000):
-            yield writer.writerow(_csv_row(track))
+            yield writer.writerow(csv_row_safe(_csv_row(track)))
 
     response = StreamingHttpResponse(rows(), content_type="text/csv; charset=utf-8")
     stamp = timezone.localtime().strftime("%Y%m%d-%H%M")

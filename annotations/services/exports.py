@@ -60,6 +60,8 @@ CSV_COLUMNS = [
 ]
 CHUNK_SIZE = 1000
 JAMS_VERSION = "0.3.4"
+# A spreadsheet runs a cell that starts with one of these as a formula (OWASP "CSV injection").
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
 
 
 @dataclass(frozen=True)
@@ -136,6 +138,19 @@ def _model_name() -> str | None:
 # --- CSV and JSONL ---------------------------------------------------------------------------------
 
 
+def csv_cell_safe(value):
+    """A text cell a spreadsheet would run as a formula (`=HYPERLINK(...)`, `@SUM(...)`) with a leading
+    apostrophe, as OWASP advises; numbers (a negative tuning) and other text pass unchanged."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_row_safe(cells: Iterable) -> list:
+    """Every cell of a CSV row through `csv_cell_safe`: the one rule for the API's and the dashboard's CSV."""
+    return [csv_cell_safe(cell) for cell in cells]
+
+
 def csv_export(options: ExportOptions, *, rows_per_chunk: int = 200) -> Iterator[bytes]:
     columns = CSV_COLUMNS if options.annotations else CSV_COLUMNS[:-1]
     buffer = io.StringIO()
@@ -148,7 +163,7 @@ def csv_export(options: ExportOptions, *, rows_per_chunk: int = 200) -> Iterator
             record["annotations"] = json.dumps(record["annotations"], ensure_ascii=False)
         if record["predicted_confidence"] is None:
             record["predicted_confidence"] = ""
-        writer.writerow(record)
+        writer.writerow(dict(zip(record, csv_row_safe(record.values()), strict=True)))
         if number % rows_per_chunk == 0:
             yield buffer.getvalue().encode()
             buffer.seek(0)
