@@ -60,6 +60,13 @@ CSRF_TRUSTED_ORIGINS = [o for o in (env_str("DJANGO_CSRF_TRUSTED_ORIGINS") or ""
 
 VAR_DIR = Path(env_str("KEYWEB_VAR_DIR", str(BASE_DIR / "var")))
 
+# How many reverse proxies in front of KeyWeb append to X-Forwarded-For (and set X-Forwarded-Proto). 0, the
+# default, trusts no forwarded header: the client address is the socket's peer, so no client can pick the
+# address its rate limit is counted under. Behind N proxies it is the Nth address from the right.
+NUM_PROXIES = int(env_number("KEYWEB_NUM_PROXIES", 0, int))
+if NUM_PROXIES < 0:
+    raise ImproperlyConfigured(f"KEYWEB_NUM_PROXIES={NUM_PROXIES} must be 0 or more")
+
 INSTALLED_APPS = [
     "django.contrib.admin",
     "django.contrib.auth",
@@ -107,6 +114,13 @@ WSGI_APPLICATION = "keyweb.wsgi.application"
 
 # --- database: SQLite by default, PostgreSQL (or anything dj-database-url reads) via DATABASE_URL ------
 DATABASE_URL = env_str("DATABASE_URL")
+# Web, worker and beat write at once: WAL, a busy timeout and immediate transactions avoid "database is
+# locked". Applied to every SQLite database, however it is named (KEYWEB_SQLITE_PATH or DATABASE_URL).
+SQLITE_OPTIONS = {
+    "timeout": 30,
+    "transaction_mode": "IMMEDIATE",
+    "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
+}
 if DATABASE_URL:
     DATABASES = {"default": dj_database_url.parse(DATABASE_URL, conn_max_age=60, conn_health_checks=True)}
 else:
@@ -117,14 +131,10 @@ else:
         "default": {
             "ENGINE": "django.db.backends.sqlite3",
             "NAME": env_str("KEYWEB_SQLITE_PATH", str(VAR_DIR / "keyweb.sqlite3")),
-            # Web, worker and beat write at once: WAL and immediate transactions avoid "database is locked".
-            "OPTIONS": {
-                "timeout": 30,
-                "transaction_mode": "IMMEDIATE",
-                "init_command": "PRAGMA journal_mode=WAL; PRAGMA synchronous=NORMAL;",
-            },
         }
     }
+if DATABASES["default"]["ENGINE"].endswith("sqlite3"):
+    DATABASES["default"]["OPTIONS"] = {**DATABASES["default"].get("OPTIONS", {}), **SQLITE_OPTIONS}
 if KEYWEB_ENV == "test" and DATABASES["default"]["ENGINE"].endswith("sqlite3"):
     # A file, not memory, so a real Celery worker process can open the same test database.
     DATABASES["default"]["TEST"] = {"NAME": str(VAR_DIR / "test.sqlite3")}
@@ -183,6 +193,15 @@ KEYWEB = {
     "ACTIVATION_TOLERANCE": env_number("KEYWEB_ACTIVATION_TOLERANCE", 0.01),
     "TRAINING_TIME_BUDGET_S": env_number("KEYWEB_TRAINING_TIME_BUDGET_S", 120),
     "DEMO_MODE": env_bool("KEYWEB_DEMO", default=False),
+    # Faults (docs/operations.md): how long one publish may wait for the broker; when a claim whose worker
+    # stopped renewing it (every STALE_AFTER_S / 8) is taken as abandoned; how often a track may be
+    # interrupted by a dying worker, and a training or prediction job be re-run, before it is failed.
+    "PUBLISH_TIMEOUT_S": env_number("KEYWEB_PUBLISH_TIMEOUT_S", 1.0),
+    "STALE_AFTER_S": env_number("KEYWEB_STALE_AFTER_S", 120),
+    "MAX_INTERRUPTIONS": int(env_number("KEYWEB_MAX_INTERRUPTIONS", 3, int)),
+    # Activation (services.model_versions): at least this many held-out tracks scored by both versions,
+    # and the candidate's paired-bootstrap lower bound may be at most ACTIVATION_TOLERANCE below.
+    "ACTIVATION_MIN_TRACKS": int(env_number("KEYWEB_ACTIVATION_MIN_TRACKS", 20, int)),
 }
 
 # --- Celery ----------------------------------------------------------------------------------------
@@ -226,10 +245,10 @@ REST_FRAMEWORK = {
     "DEFAULT_FILTER_BACKENDS": ["django_filters.rest_framework.DjangoFilterBackend"],
     "DEFAULT_SCHEMA_CLASS": "annotations.api.schema.KeyWebAutoSchema",
     "EXCEPTION_HANDLER": "annotations.api.errors.api_exception_handler",
-    # Only the login and token endpoints are throttled (scope "auth"), per client address.
+    # Only the login and token endpoints are throttled (scope "auth"), per client address and per username.
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("KEYWEB_AUTH_RATE", "10/minute")},
-    # Behind N reverse proxies, the client address is the Nth from the right in X-Forwarded-For.
-    "NUM_PROXIES": env_number("KEYWEB_NUM_PROXIES", None, int),
+    # The client address for rate limits: see NUM_PROXIES above (0 trusts no X-Forwarded-For).
+    "NUM_PROXIES": NUM_PROXIES,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "KeyWeb API",

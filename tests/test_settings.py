@@ -1,5 +1,6 @@
 """Settings come from the environment; production refuses to start without its secrets."""
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -16,8 +17,8 @@ PRODUCTION = {
 }
 
 
-def _load_settings(environment: dict[str, str]) -> subprocess.CompletedProcess:
-    code = (
+def _load_settings(environment: dict[str, str], code: str | None = None) -> subprocess.CompletedProcess:
+    code = code or (
         "import keyweb.settings as s; print(s.DEBUG, s.DATABASES['default']['ENGINE'], s.CELERY_BROKER_URL)"
     )
     return subprocess.run(
@@ -47,3 +48,34 @@ def test_production_refuses_to_start_without(missing):
 def test_bad_values_are_named():
     result = _load_settings({"KEYWEB_MAX_UPLOAD_MB": "lots", "KEYWEB_VAR_DIR": "/tmp/keyweb-settings-test"})
     assert result.returncode != 0 and "KEYWEB_MAX_UPLOAD_MB='lots' is not a number" in result.stderr
+
+
+def _settings_json(environment: dict[str, str], expression: str):
+    """`expression` evaluated over the settings module `s` loaded from `environment`, as JSON."""
+    result = _load_settings(
+        {"KEYWEB_VAR_DIR": "/tmp/keyweb-settings-test", **environment},
+        f"import json, keyweb.settings as s; print(json.dumps({expression}, default=str))",
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout)
+
+
+@pytest.mark.parametrize(
+    "environment",
+    [
+        {},
+        {"KEYWEB_SQLITE_PATH": "/tmp/keyweb-settings-test/a.sqlite3"},
+        {"DATABASE_URL": "sqlite:///x.sqlite3"},
+    ],
+)
+def test_sqlite_gets_wal_busy_timeout_and_immediate_transactions_however_it_is_named(environment):
+    options = _settings_json(environment, "s.DATABASES['default']['OPTIONS']")
+    assert options["timeout"] == 30 and options["transaction_mode"] == "IMMEDIATE"
+    assert "journal_mode=WAL" in options["init_command"]
+
+
+def test_postgresql_gets_no_sqlite_options():
+    options = _settings_json(
+        {"DATABASE_URL": "postgres://u:p@db:5432/k"}, "s.DATABASES['default'].get('OPTIONS', {})"
+    )
+    assert "transaction_mode" not in options and "init_command" not in options

@@ -1,4 +1,5 @@
-"""Tokens (for clients) and users (for admins). The token endpoint is rate-limited per client address."""
+"""Tokens (for clients) and users (for admins). The token endpoint is rate-limited per client address and
+per username."""
 
 from __future__ import annotations
 
@@ -22,7 +23,7 @@ from ..serializers.auth import (
     UserSerializer,
     UserUpdateSerializer,
 )
-from ..throttles import AuthRateThrottle
+from ..throttles import AUTH_THROTTLES
 
 User = get_user_model()
 
@@ -31,7 +32,7 @@ class TokenApi(APIView):
     """POST: exchange a username and password for an API token (anyone; rate-limited).
     DELETE: revoke your own token (any logged-in user)."""
 
-    throttle_classes = [AuthRateThrottle]
+    throttle_classes = list(AUTH_THROTTLES)
 
     def get_permissions(self):
         return [AllowAny()] if self.request.method == "POST" else [IsAuthenticated()]

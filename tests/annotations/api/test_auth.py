@@ -152,3 +152,81 @@ def test_session_auth_keeps_csrf(annotator):
     response = client.post("/api/v1/queue/next")
     assert response.status_code == 403
     assert "CSRF" in response.json()["detail"]
+
+
+def test_a_new_forwarded_address_each_time_does_not_reset_the_limit(annotator):
+    """KEYWEB_NUM_PROXIES defaults to 0: X-Forwarded-For is the client's say-so and is not trusted."""
+    client = APIClient()
+    codes = [
+        client.post(
+            "/api/v1/auth/token",
+            {"username": f"guess{number}", "password": "wrong"},  # a new name too: only the address counts
+            format="json",
+            HTTP_X_FORWARDED_FOR=f"203.0.113.{number}",
+        ).status_code
+        for number in range(12)
+    ]
+    assert codes[10:] == [429, 429]
+
+
+def test_many_addresses_cannot_brute_force_one_account(annotator):
+    client = APIClient()
+    codes = [
+        client.post(
+            "/api/v1/auth/token",
+            {"username": "ANNA", "password": "wrong"},
+            format="json",
+            REMOTE_ADDR=f"198.51.100.{number}",
+        ).status_code
+        for number in range(12)
+    ]
+    assert codes[:10] == [400] * 10 and codes[10:] == [429, 429]
+    other_user = client.post(
+        "/api/v1/auth/token", {"username": "bob", "password": "x"}, format="json", REMOTE_ADDR="198.51.100.99"
+    )
+    assert other_user.status_code == 400  # a fresh address trying another account is not held back
+
+
+def test_login_page_ignores_forwarded_addresses_and_counts_per_username(annotator):
+    from django.test import Client
+
+    browser = Client()
+    rotating_addresses = [
+        browser.post(
+            "/login/", {"username": f"guess{n}", "password": "wrong"}, HTTP_X_FORWARDED_FOR=f"203.0.113.{n}"
+        ).status_code
+        for n in range(11)
+    ]
+    assert rotating_addresses[:10] == [200] * 10 and rotating_addresses[10] == 429
+    one_account = [
+        browser.post(
+            "/login/", {"username": "anna", "password": "wrong"}, REMOTE_ADDR=f"198.51.100.{n}"
+        ).status_code
+        for n in range(11)
+    ]
+    assert one_account[:10] == [200] * 10 and one_account[10] == 429
+
+
+def test_behind_one_proxy_the_forwarded_address_is_the_client(annotator, settings):
+    settings.REST_FRAMEWORK = {**settings.REST_FRAMEWORK, "NUM_PROXIES": 1}
+    client = APIClient()
+    for number in range(10):
+        client.post(
+            "/api/v1/auth/token",
+            {"username": f"user{number}", "password": "wrong"},
+            format="json",
+            HTTP_X_FORWARDED_FOR="203.0.113.7",
+        )
+    blocked = client.post(
+        "/api/v1/auth/token",
+        {"username": "x", "password": "y"},
+        format="json",
+        HTTP_X_FORWARDED_FOR="203.0.113.7",
+    )
+    other = client.post(
+        "/api/v1/auth/token",
+        {"username": "x", "password": "y"},
+        format="json",
+        HTTP_X_FORWARDED_FOR="203.0.113.8",
+    )
+    assert (blocked.status_code, other.status_code) == (429, 400)
