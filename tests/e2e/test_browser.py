@@ -51,6 +51,13 @@ def test_annotator_labels_three_tracks_by_keyboard(page, library):
     assert page.locator("#suggestions li").count() == 3
     assert "Keyboard shortcuts" in page.text_content("#shortcuts")
 
+    # The first track starts by itself ("Play new tracks automatically" is ticked); Space pauses it.
+    page.wait_for_function("!document.getElementById('audio').paused")
+    page.keyboard.press("Space")
+    assert page.evaluate("document.getElementById('audio').paused")
+    page.keyboard.press("Home")
+    assert page.evaluate("document.getElementById('audio').currentTime") < 0.5
+
     # Play: the media element's clock advances.
     page.keyboard.press("Space")
     page.wait_for_function("document.getElementById('audio').currentTime > 0.5", timeout=10_000)

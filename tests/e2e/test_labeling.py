@@ -86,3 +86,66 @@ def test_a_held_out_track_is_labeled_without_suggestions(page, tmp_path, roles, 
     assert "no suggestions" in page.text_content("#status")
     assert not Annotation.objects.exists()
     assert page.console_errors == []
+
+
+@pytest.fixture
+def pool(tmp_path, roles, annotator) -> list[Track]:
+    tracks = tracks_import(tmp_path / "pool", count=4, seconds=4)
+    Track.objects.filter(pk__in=[t.pk for t in tracks]).update(split=Track.Split.POOL)
+    tracks_analyse(tracks)
+    return tracks
+
+
+def _label_page(page) -> int:
+    page.goto("/label/")
+    page.wait_for_function("window.keyweb && window.keyweb.currentTrackId")
+    return page.evaluate("window.keyweb.currentTrackId")
+
+
+def test_playback_speed_changes_without_changing_pitch_and_the_first_track_autoplays(page, pool):
+    log_in(page, "anna")
+    first = _label_page(page)
+    # "Play new tracks automatically" is ticked: the first track plays without a keystroke.
+    page.wait_for_function("!document.getElementById('audio').paused")
+    audio = "document.getElementById('audio')"
+    page.keyboard.press("<")
+    assert page.evaluate(f"[{audio}.playbackRate, {audio}.preservesPitch]") == [0.75, True]
+    page.keyboard.press("<")
+    assert page.evaluate(f"{audio}.playbackRate") == 0.5
+    assert page.get_attribute('[data-speed="0.5"]', "aria-pressed") == "true"
+    page.keyboard.press("1")  # the next track keeps the chosen speed
+    page.wait_for_function("first => window.keyweb.currentTrackId !== first", arg=first)
+    assert page.evaluate(f"[{audio}.playbackRate, {audio}.preservesPitch]") == [0.5, True]
+    page.click('[data-speed="1"]')
+    assert page.evaluate(f"{audio}.playbackRate") == 1
+    page.keyboard.press(">")
+    assert page.evaluate(f"{audio}.playbackRate") == 1  # 1× is the fastest
+    assert page.console_errors == []
+
+
+def test_a_stale_tab_moves_on_by_itself_with_a_notice(page, pool):
+    log_in(page, "anna")
+    first = _label_page(page)
+    other = page.context.new_page()
+    other.console_errors = []
+    assert _label_page(other) == first  # one lease per person: both tabs show the same track
+    other.keyboard.press("1")
+    other.wait_for_function("first => window.keyweb.currentTrackId !== first", arg=first)
+    moved_to = other.evaluate("window.keyweb.currentTrackId")
+
+    # Coming back to the first tab: it notices and shows the track this person holds now.
+    page.bring_to_front()
+    page.evaluate("document.dispatchEvent(new Event('visibilitychange'))")
+    page.wait_for_function("to => window.keyweb.currentTrackId === to", arg=moved_to)
+    assert "another tab" in page.text_content("#status")
+
+    # A submit from a tab that is behind: nothing saved twice, and the tab moves on.
+    other.keyboard.press("x")
+    other.wait_for_function("to => window.keyweb.currentTrackId !== to", arg=moved_to)
+    page.keyboard.press("1")
+    page.wait_for_function("to => window.keyweb.currentTrackId !== to", arg=moved_to)
+    assert "already labeled" in page.text_content("#status")
+    assert Annotation.objects.filter(track_id=moved_to).count() == 1
+    # Chromium logs the refused submit itself ("... status of 409 (Conflict)"); nothing else may fail.
+    unexpected = [e for e in page.console_errors + other.console_errors if "409 (Conflict)" not in e]
+    assert unexpected == []

@@ -150,6 +150,49 @@
     return $("autoplay").checked;
   }
 
+  // Playback speed: the audio element keeps the pitch (preservesPitch), so the key does not change.
+  const SPEEDS = [0.5, 0.75, 1];
+  function setSpeed(rate) {
+    player.setRate(rate);
+    document.querySelectorAll("[data-speed]").forEach((button) => {
+      button.setAttribute("aria-pressed", parseFloat(button.dataset.speed) === rate ? "true" : "false");
+    });
+    announce(`Playback speed ${rate}× (pitch kept).`);
+  }
+  function stepSpeed(direction) {
+    const now = SPEEDS.indexOf(player.rate);
+    const next = SPEEDS[Math.max(0, Math.min(SPEEDS.length - 1, (now < 0 ? 2 : now) + direction))];
+    setSpeed(next);
+  }
+  document.querySelectorAll("[data-speed]").forEach((button) => {
+    button.addEventListener("click", (event) => {
+      if (event.detail > 0) button.blur();
+      setSpeed(parseFloat(button.dataset.speed));
+    });
+  });
+
+  // A second tab, or a lease that ran out while the tab was hidden: move to the track this person
+  // holds now, and say so, instead of staying stuck on a track that is no longer theirs.
+  async function recoverStale(reason) {
+    const next = await fetchNext();
+    if (next === undefined) return;
+    const from = state.track ? state.track.id : null;
+    showTrack(next, { autoplay: false });
+    kw.recovered = (kw.recovered || 0) + 1;
+    if (!next) announce(`${reason} Nothing is left to label for you right now.`);
+    else if (next.id !== from) announce(`${reason} Here is the track you hold now.`);
+  }
+  document.addEventListener("visibilitychange", async () => {
+    if (document.visibilityState !== "visible" || !state.track || state.busy) return;
+    const response = await kw.requestJSON(URLS.next, { method: "POST" });
+    if (response.ok && response.status === 200 && response.body.id !== state.track.id) {
+      updateProgress(response.body.progress);
+      showTrack(response.body, { autoplay: false });
+      kw.recovered = (kw.recovered || 0) + 1;
+      announce("This tab had fallen behind (you labeled in another tab); here is the track you hold now.");
+    }
+  });
+
   async function submit(labelBody, description) {
     if (!state.track) return;
     const tuning = $("tuning").value.trim();
@@ -163,6 +206,10 @@
     const title = state.track.title;
     const started = performance.now();
     const response = await send(URLS.submit, body);
+    if (response && response.status === 409) {
+      await recoverStale(`“${title}” was already labeled (perhaps in another tab); nothing was saved.`);
+      return;
+    }
     if (!response || !response.ok) return;
     const next = await fetchNext();
     if (next === undefined) return;
@@ -336,7 +383,13 @@
     u: undo,
     t: () => $("tuning").focus(),
     n: () => $("notes").focus(),
-    "?": () => $("shortcuts").focus(),
+    "?": () => {
+      const list = $("shortcuts");
+      list.open = !list.open;
+      if (list.open) list.querySelector("summary").focus();
+    },
+    "<": () => stepSpeed(-1),
+    ">": () => stepSpeed(1),
     Escape: () => aids.stopAll(),
   };
   for (const letter of Object.keys(NATURAL_TONICS)) SHORTCUTS[letter] = () => setTonic(letter);
@@ -377,6 +430,6 @@
 
   // The first track is leased by the page's script, not by the page's GET, so a reload does not lease.
   kw.ready = fetchNext().then((track) => {
-    if (track !== undefined) showTrack(track ?? null);
+    if (track !== undefined) showTrack(track ?? null, { autoplay: shouldAutoplay() });
   });
 })(window.keyweb);

@@ -123,6 +123,7 @@
       this.seek.value = "0";
       this.audio.src = track.audio_url;
       this.audio.currentTime = 0;
+      this.setRate(this.rate || 1); // a new source resets the rate; keep the listener's choice
       this.updateLoopInfo();
       this.setNote("Drawing the waveform…");
       this.draw();
@@ -169,6 +170,16 @@
       if (started && started.catch) {
         started.catch(() => this.setNote("Press Play (or Space) to start the audio."));
       }
+    }
+
+    /* Playback rate with the pitch kept, so a slower track is still in its key. */
+    setRate(rate) {
+      this.rate = rate;
+      this.audio.preservesPitch = true;
+      this.audio.mozPreservesPitch = true;
+      this.audio.webkitPreservesPitch = true;
+      this.audio.defaultPlaybackRate = rate;
+      this.audio.playbackRate = rate;
     }
 
     togglePlay() {
@@ -325,7 +336,7 @@
       context.imageSmoothingEnabled = false;
       context.drawImage(bitmap, left, 0, layer.width - left, layer.height);
       context.fillStyle = COLORS.text;
-      context.font = `${11 * ratio}px system-ui, sans-serif`;
+      context.font = `600 ${12 * ratio}px system-ui, sans-serif`;
       context.textBaseline = "middle";
       const row = layer.height / 12;
       names.forEach((name, pc) => context.fillText(name, 4 * ratio, (11 - pc + 0.5) * row));
