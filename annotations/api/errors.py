@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import logging
 
-from django.core.exceptions import PermissionDenied
+from django.conf import settings
+from django.core.exceptions import PermissionDenied, RequestDataTooBig, SuspiciousOperation
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from django.views import defaults
@@ -82,6 +83,12 @@ def api_exception_handler(exc: Exception, context: dict) -> Response:
         exc = exceptions.NotFound(str(exc) or "Nothing exists at this address.")
     elif isinstance(exc, PermissionDenied):
         exc = exceptions.PermissionDenied(str(exc) or None)
+    elif isinstance(exc, RequestDataTooBig):
+        exc = PayloadTooLarge(
+            f"The request body is larger than {settings.DATA_UPLOAD_MAX_MEMORY_SIZE} bytes."
+        )
+    elif isinstance(exc, SuspiciousOperation):  # too many fields or files, a malformed multipart body
+        exc = exceptions.ParseError(str(exc) or "The request is malformed.")
 
     response = exception_handler(exc, context)
     if response is None:

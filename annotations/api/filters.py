@@ -1,5 +1,9 @@
 """Query-string filters. Every value that does not parse is a 400 naming the parameter (django-filter
-turns form errors into a ValidationError, which annotations.api.errors shapes)."""
+turns form errors into a ValidationError, which annotations.api.errors shapes), and the OpenAPI schema
+states the same types and bounds the filters enforce (annotations.api.schema.BoundedFilterExtension).
+
+A message that quotes the client's value passes it as a parameter, never inside the message text: DRF
+formats `message % params`, so a `%` in the value would otherwise be a TypeError and a 500."""
 
 from __future__ import annotations
 
@@ -7,10 +11,10 @@ import django_filters
 from django import forms
 from django.db.models import Q
 
-from annotations.services.labels import LabelValue
 from ml.keys import KeyParseError
 
 from ..models import Annotation, Track
+from ..services.labels import LabelValue
 
 
 class LabelFormField(forms.CharField):
@@ -27,9 +31,11 @@ class LabelFormField(forms.CharField):
         try:
             parsed = LabelValue.parse(value)
         except KeyParseError as error:
-            raise forms.ValidationError(str(error)) from error
+            raise forms.ValidationError("%(reason)s", params={"reason": str(error)}) from error
         if self.keys_only and parsed.key is None:
-            raise forms.ValidationError(f"{value!r} is not a key (the model only predicts the 24 keys)")
+            raise forms.ValidationError(
+                "%(value)r is not a key (the model only predicts the 24 keys)", params={"value": value}
+            )
         return parsed
 
 
@@ -42,20 +48,44 @@ class StrictBooleanField(forms.Field):
     FALSE = ("false", "0", "no")
 
     def clean(self, value):
-        if value in (None, ""):
+        if value is None:  # the parameter is absent
             return None
         text = str(value).strip().lower()
         if text in self.TRUE:
             return True
         if text in self.FALSE:
             return False
-        raise forms.ValidationError(f"{value!r} is not a boolean; use true or false")
+        raise forms.ValidationError("%(value)r is not a boolean; use true or false", params={"value": value})
 
 
 class StrictBooleanFilter(django_filters.Filter):
-    """A boolean that refuses what it doesn't understand (django-filter's own ignores it silently)."""
+    """A boolean that refuses what it doesn't understand (django-filter's own ignores it silently), an empty
+    value included: `labeled=` is a mistake, not a request for everything."""
 
     field_class = StrictBooleanField
+
+
+class StrictChoiceField(django_filters.fields.ChoiceField):
+    def clean(self, value):
+        if value == "":
+            raise forms.ValidationError("empty; choose one of the listed values or leave the parameter out")
+        return super().clean(value)
+
+
+class StrictChoiceFilter(django_filters.ChoiceFilter):
+    """One of the choices (the schema's enum); an empty value is refused rather than ignored."""
+
+    field_class = StrictChoiceField
+
+
+class IdFilter(django_filters.NumberFilter):
+    """A row id: a whole number, 1 or more (what the schema says)."""
+
+    field_class = forms.IntegerField
+
+    def __init__(self, *args, **kwargs):
+        kwargs.setdefault("min_value", 1)
+        super().__init__(*args, **kwargs)
 
 
 class ProbabilityFilter(django_filters.NumberFilter):
@@ -80,8 +110,8 @@ class TrackFilter(django_filters.FilterSet):
     )
     labeled = StrictBooleanFilter(method="filter_labeled", help_text="Has a consensus label (true/false)")
     needs_review = StrictBooleanFilter(field_name="needs_review", help_text="Annotators disagree")
-    split = django_filters.ChoiceFilter(choices=Track.Split.choices)
-    status = django_filters.ChoiceFilter(choices=Track.Status.choices)
+    split = StrictChoiceFilter(choices=Track.Split.choices)
+    status = StrictChoiceFilter(choices=Track.Status.choices)
     search = django_filters.CharFilter(
         method="filter_search", max_length=200, help_text="Text in the title, artist or file name"
     )
@@ -124,10 +154,10 @@ class TrackFilter(django_filters.FilterSet):
 
 
 class AnnotationFilter(django_filters.FilterSet):
-    track = django_filters.NumberFilter(field_name="track_id", min_value=1)
+    track = IdFilter(field_name="track_id")
     annotator = django_filters.CharFilter(field_name="annotator__username", max_length=150)
-    source = django_filters.ChoiceFilter(choices=Annotation.Source.choices)
-    label = django_filters.ChoiceFilter(choices=Annotation.Label.choices)
+    source = StrictChoiceFilter(choices=Annotation.Source.choices)
+    label = StrictChoiceFilter(choices=Annotation.Label.choices)
     key = LabelFilter(method="filter_key", keys_only=True, help_text="Key in any notation")
 
     class Meta:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from django.test import Client
 
-from .helpers import error_fields, token_client
+from .helpers import error_fields, make_track, token_client
 
 
 def test_unknown_api_path_is_a_json_404(annotator):
@@ -72,3 +72,97 @@ def test_docs_pages_use_bundled_assets(db, page):
     html = Client().get(page).content.decode()
     assert "/static/drf_spectacular_sidecar/" in html and "cdn" not in html.lower()
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
+
+
+# --- hostile input is a 4xx, never a 500 -------------------------------------------------------------
+
+
+@pytest.mark.parametrize("depth", [33, 100_000])
+def test_deeply_nested_json_is_a_400_without_login(db, depth):
+    body = "[" * depth + "]" * depth
+    response = Client().post("/api/v1/auth/token", data=body, content_type="application/json")
+    assert response.status_code == 400, response.content[:200]
+    assert "deeper than 32" in response.json()["detail"] and error_fields(response) == ["body"]
+
+
+def test_nesting_inside_strings_does_not_count(db):
+    body = '{"username": "' + "[" * 100 + '", "password": "x\\"{{{{"}'
+    response = Client().post("/api/v1/auth/token", data=body, content_type="application/json")
+    assert response.status_code == 400 and error_fields(response) == ["password"]  # parsed, wrong password
+
+
+@pytest.mark.parametrize("number", ["1" * 400, "1" * 400 + ".5", "1e400", "NaN", "-Infinity"])
+def test_huge_or_unreal_numbers_are_a_400(annotator, number):
+    track = make_track()
+    body = f'{{"track": {track.pk}, "key": "C major", "tuning_cents": {number}}}'
+    response = token_client(annotator).post("/api/v1/annotations", data=body, content_type="application/json")
+    assert response.status_code == 400, response.content[:300]
+    assert error_fields(response) == ["body"]
+
+
+def test_json_over_the_body_limit_is_a_413(annotator, settings):
+    settings.DATA_UPLOAD_MAX_MEMORY_SIZE = 1000
+    body = '{"notes": "' + "x" * 2000 + '"}'
+    response = token_client(annotator).post("/api/v1/annotations", data=body, content_type="application/json")
+    assert response.status_code == 413 and response.json()["code"] == "payload_too_large"
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/api/v1/tracks?labeled=%25s",
+        "/api/v1/tracks?needs_review=%25",
+        "/api/v1/tracks?key=%25",
+        "/api/v1/tracks?predicted_key=%25s",
+        "/api/v1/annotations?key=%25",
+        "/api/v1/annotations?key=%25(x)s",
+    ],
+)
+def test_a_percent_sign_in_a_filter_is_a_400_naming_it(admin_user, url):
+    response = token_client(admin_user).get(url)
+    assert response.status_code == 400, response.content[:300]
+    parameter = url.split("?")[1].split("=")[0]
+    assert error_fields(response) == [parameter] and "%" in response.json()["detail"]
+
+
+@pytest.mark.parametrize(
+    ("url", "field"),
+    [
+        ("/api/v1/tracks?page_size=null", "page_size"),
+        ("/api/v1/tracks?page_size=0", "page_size"),
+        ("/api/v1/tracks?page_size=501", "page_size"),
+        ("/api/v1/tracks?page_size=", "page_size"),
+        ("/api/v1/annotations?label=", "label"),
+        ("/api/v1/tracks?split=", "split"),
+        ("/api/v1/tracks?labeled=", "labeled"),
+        ("/api/v1/annotations?track=0", "track"),
+        ("/api/v1/annotations?track=1.5", "track"),
+    ],
+)
+def test_values_outside_the_schema_are_refused(admin_user, url, field):
+    response = token_client(admin_user).get(url)
+    assert response.status_code == 400, response.content[:300]
+    assert error_fields(response) == [field]
+
+
+def test_values_inside_the_schema_are_accepted(admin_user):
+    client = token_client(admin_user)
+    for url in [
+        "/api/v1/tracks?page_size=500",
+        "/api/v1/annotations?track=1",
+        "/api/v1/tracks?labeled=false",
+    ]:
+        assert client.get(url).status_code == 200, url
+
+
+def test_schema_states_the_bounds_the_filters_enforce(db):
+    schema = Client().get("/api/schema/?format=json").json()
+
+    def parameter(path: str, name: str) -> dict:
+        return next(p["schema"] for p in schema["paths"][path]["get"]["parameters"] if p["name"] == name)
+
+    assert parameter("/api/v1/tracks", "page_size") == {"type": "integer", "minimum": 1, "maximum": 500}
+    assert parameter("/api/v1/annotations", "track") == {"type": "integer", "minimum": 1}
+    assert parameter("/api/v1/tracks", "labeled")["type"] == "boolean"
+    assert parameter("/api/v1/tracks", "needs_review")["type"] == "boolean"
+    assert parameter("/api/v1/tracks", "confidence_min") == {"type": "number", "minimum": 0, "maximum": 1}
