@@ -22,6 +22,12 @@ urlpatterns = [
     path("v1/queue/progress", labels.QueueProgressApi.as_view(), name="queue-progress"),
     path("v1/queue/submit", labels.QueueSubmitApi.as_view(), name="queue-submit"),
     path("v1/queue/skip", labels.QueueSkipApi.as_view(), name="queue-skip"),
+    path("v1/queue/skipped", labels.QueueSkippedApi.as_view(), name="queue-skipped"),
+    path(
+        "v1/queue/skipped/<int:track_id>",
+        labels.QueueSkippedPutBackApi.as_view(),
+        name="queue-skipped-put-back",
+    ),
     path("v1/queue/undo", labels.QueueUndoApi.as_view(), name="queue-undo"),
     path("v1/reviews", labels.ReviewListApi.as_view(), name="review-list"),
     path("v1/models", model_versions.ModelVersionListApi.as_view(), name="model-list"),

@@ -9,11 +9,11 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.urls import reverse
 
-from annotations.selectors import track_visuals_building, track_visuals_failure, track_visuals_stored
-from annotations.services.visuals import track_visuals_build, track_visuals_build_in_background
 from ml.audio import AudioDecodeError
 
 from ..models import Track
+from ..selectors import track_visuals_building, track_visuals_failure, track_visuals_stored
+from ..services.visuals import track_visuals_build, track_visuals_build_in_background
 from .access import annotator_required, json_error, login_required, only
 from .keys import circle_of_fifths, keys_table
 
@@ -29,6 +29,7 @@ def _label_api_urls() -> dict:
         "skip": reverse("api:queue-skip"),
         "undo": reverse("api:queue-undo"),
         "progress": reverse("api:queue-progress"),
+        "skipped": reverse("api:queue-skipped"),
     }
 
 

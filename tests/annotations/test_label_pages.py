@@ -108,7 +108,14 @@ def test_label_page_loads_its_scripts_and_the_api_addresses_without_leasing(anna
         assert f"keyweb/{script}" in page
     assert "Keyboard shortcuts" in page
     urls = json.loads(page.split('id="api-urls" type="application/json">')[1].split("</script>")[0])
-    assert urls == {"next": NEXT, "submit": SUBMIT, "skip": SKIP, "undo": UNDO, "progress": PROGRESS}
+    assert urls == {
+        "next": NEXT,
+        "submit": SUBMIT,
+        "skip": SKIP,
+        "undo": UNDO,
+        "progress": PROGRESS,
+        "skipped": reverse("api:queue-skipped"),
+    }
     assert "/label/next.json" not in page and "initial-data" not in page
     assert not Track.objects.filter(lease_user__isnull=False).exists()  # the script leases, not the GET
 

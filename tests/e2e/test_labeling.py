@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from django.contrib.auth.models import User
 
-from annotations.models import Annotation, Track
+from annotations.models import Annotation, Skip, Track
 from annotations.services.labels import track_consensus_refresh
 from tests.e2e.conftest import log_in
 from tests.e2e.seed import tracks_analyse, tracks_import
@@ -149,3 +149,22 @@ def test_a_stale_tab_moves_on_by_itself_with_a_notice(page, pool):
     # Chromium logs the refused submit itself ("... status of 409 (Conflict)"); nothing else may fail.
     unexpected = [e for e in page.console_errors + other.console_errors if "409 (Conflict)" not in e]
     assert unexpected == []
+
+
+def test_skipped_tracks_are_counted_and_can_be_put_back(page, pool):
+    log_in(page, "anna")
+    first = _label_page(page)
+    assert page.text_content("#skipped-count") == "0"
+    page.keyboard.press("s")
+    page.wait_for_function("first => window.keyweb.currentTrackId !== first", arg=first)
+    page.wait_for_function("document.getElementById('skipped-count').textContent === '1'")
+    waiting = int(page.text_content("#progress-queue"))
+    page.click("#skipped-box summary")
+    page.click(f'#skipped-list li[data-track-id="{first}"] .put-back')
+    page.wait_for_function("document.getElementById('skipped-count').textContent === '0'")
+    page.wait_for_function(
+        "n => Number(document.getElementById('progress-queue').textContent) === n + 1", arg=waiting
+    )
+    assert "Put back" in page.text_content("#status")
+    assert not Skip.objects.filter(track_id=first).exists()
+    assert page.console_errors == []

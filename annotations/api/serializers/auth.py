@@ -6,7 +6,7 @@ from django.contrib.auth import get_user_model
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotations.permissions import ROLES, user_role
+from ...permissions import ROLES, user_role
 
 User = get_user_model()
 

@@ -6,9 +6,10 @@ from __future__ import annotations
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotations.selectors import NOTATIONS, BestKey, key_text
-from annotations.services.labels import LabelValue
 from ml.keys import KeyParseError
+
+from ...selectors import NOTATIONS, BestKey, key_text
+from ...services.labels import LabelValue
 
 
 @extend_schema_field({"type": "string", "maxLength": 40, "example": "Db major"})

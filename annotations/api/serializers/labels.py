@@ -10,9 +10,8 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotations.selectors import annotator_progress, track_prediction_latest
-
 from ...models import Annotation, Prediction, Track
+from ...selectors import annotator_progress, track_prediction_latest
 from .keys import LabelField
 
 SUGGESTIONS_SHOWN = 3
@@ -198,6 +197,16 @@ class QueueTrackSerializer(serializers.ModelSerializer):
         if request is None:
             return None
         return progress_data(request.user)
+
+
+class SkippedTrackSerializer(serializers.Serializer):
+    track = serializers.IntegerField(source="track_id")
+    title = serializers.SerializerMethodField()
+    skipped_at = serializers.DateTimeField(source="created_at")
+
+    def get_title(self, skip) -> str:
+        track = skip.track
+        return track.title or track.original_filename
 
 
 class SkipResultSerializer(serializers.Serializer):

@@ -6,10 +6,10 @@ from django.urls import reverse
 from drf_spectacular.utils import extend_schema_field
 from rest_framework import serializers
 
-from annotations.selectors import BestKey
 from ml.keys import Key
 
 from ...models import Annotation, Prediction, PredictionJob
+from ...selectors import BestKey
 from .keys import BestKeySerializer, KeyProbabilitySerializer, best_key_data
 
 

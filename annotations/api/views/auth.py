@@ -12,9 +12,8 @@ from rest_framework.permissions import AllowAny, IsAuthenticated
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.permissions import IsAdmin
-from annotations.services.accounts import token_issue, token_revoke, user_create, user_update
-
+from ...permissions import IsAdmin
+from ...services.accounts import token_issue, token_revoke, user_create, user_update
 from ..errors import field_error
 from ..serializers.auth import (
     CredentialsSerializer,

@@ -10,10 +10,9 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.permissions import IsAdmin
-from annotations.services.exports import CONTENT_TYPES, FILE_NAMES, FORMATS, ExportOptions, export_stream
-from annotations.services.label_imports import LabelFileError, label_records_read, labels_import
-
+from ...permissions import IsAdmin
+from ...services.exports import CONTENT_TYPES, FILE_NAMES, FORMATS, ExportOptions, export_stream
+from ...services.label_imports import LabelFileError, label_records_read, labels_import
 from ..errors import field_error
 from ..serializers.datasets import ExportQuerySerializer, ImportReportSerializer, ImportRequestSerializer
 from .tracks import refuse_oversized_upload

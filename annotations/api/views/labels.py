@@ -3,16 +3,21 @@ use these endpoints too (session + CSRF), so there is one set of labeling rules.
 
 from __future__ import annotations
 
+from django.db import transaction
+from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
+from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
+from rest_framework.exceptions import NotFound
 from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.permissions import IsAnnotator, IsReviewer
-from annotations.selectors import annotations_visible_to, tracks_with_active_prediction
-from annotations.services.queue import (
+from ...models import Annotation, Skip, Track
+from ...permissions import IsAnnotator, IsReviewer
+from ...selectors import SKIP_MEMORY, annotations_visible_to, tracks_with_active_prediction
+from ...services.queue import (
     QueueError,
     annotation_submit,
     annotation_undo,
@@ -20,8 +25,6 @@ from annotations.services.queue import (
     queue_skip,
     review_decide,
 )
-
-from ...models import Annotation, Track
 from ..errors import Conflict, field_error
 from ..filters import AnnotationFilter
 from ..serializers.labels import (
@@ -30,6 +33,7 @@ from ..serializers.labels import (
     ProgressSerializer,
     QueueTrackSerializer,
     ReviewDecisionSerializer,
+    SkippedTrackSerializer,
     SkipResultSerializer,
     TrackRefSerializer,
     UndoResultSerializer,
@@ -52,6 +56,24 @@ def _annotation_latest_own(user) -> Annotation | None:
         .order_by("-created_at", "-id")
         .first()
     )
+
+
+def _skips_recent(*, user) -> QuerySet[Skip]:
+    """`user`'s skips the queue still honours (the last SKIP_MEMORY), newest first. A read the lead may
+    move into annotations.selectors (tracks_skipped_by)."""
+    return (
+        Skip.objects.filter(annotator=user, created_at__gte=timezone.now() - SKIP_MEMORY)
+        .select_related("track")
+        .order_by("-created_at", "-id")
+    )
+
+
+@transaction.atomic
+def _skip_put_back(*, user, track: Track) -> int:
+    """Forget `user`'s skips of `track`, so the queue may serve it to them again. A write the lead may
+    move into annotations.services.queue (queue_skip_put_back)."""
+    deleted, _ = Skip.objects.filter(annotator=user, track=track).delete()
+    return deleted
 
 
 def _submit(request) -> Response:
@@ -151,6 +173,31 @@ class QueueSkipApi(APIView):
         track = _track_or_400(data.validated_data["track"])
         queue_skip(user=request.user, track=track)
         return Response({"skipped": track.pk})
+
+
+class QueueSkippedApi(APIView):
+    """The tracks you skipped in the last day (newest first, at most 100); put one back with DELETE
+    /queue/skipped/<track id>."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(responses={200: SkippedTrackSerializer(many=True)})
+    def get(self, request):
+        skips = _skips_recent(user=request.user)[:100]
+        return Response(SkippedTrackSerializer(skips, many=True, context={"request": request}).data)
+
+
+class QueueSkippedPutBackApi(APIView):
+    """Put a skipped track back: the queue may serve it to you again (204; 404 if you did not skip it)."""
+
+    permission_classes = [IsAnnotator]
+
+    @extend_schema(request=None, responses={204: None})
+    def delete(self, request, track_id: int):
+        track = get_object_or_404(Track, pk=track_id)
+        if not _skip_put_back(user=request.user, track=track):
+            raise NotFound(f"you have not skipped track {track_id}")
+        return Response(status=status.HTTP_204_NO_CONTENT)
 
 
 class QueueUndoApi(APIView):

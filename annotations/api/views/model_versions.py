@@ -10,11 +10,10 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.permissions import IsAdmin, IsAnnotator
-from annotations.selectors import labels_since_last_training, model_learning_curve
-from annotations.services.model_versions import model_training_request, model_version_activate
-
 from ...models import ModelVersion
+from ...permissions import IsAdmin, IsAnnotator
+from ...selectors import labels_since_last_training, model_learning_curve
+from ...services.model_versions import model_training_request, model_version_activate
 from ..errors import Conflict
 from ..serializers.model_versions import (
     ModelVersionDetailSerializer,

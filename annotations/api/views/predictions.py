@@ -12,15 +12,14 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.permissions import IsAnnotator
-from annotations.selectors import prediction_jobs_visible_to
-from annotations.services.prediction_jobs import (
+from ...permissions import IsAnnotator
+from ...selectors import prediction_jobs_visible_to
+from ...services.prediction_jobs import (
     prediction_job_delete,
     prediction_job_submit,
     prediction_jobs_dir,
 )
-from annotations.services.tracks import ImportRejected
-
+from ...services.tracks import ImportRejected
 from ..errors import field_error
 from ..serializers.keys import KeyQuerySerializer
 from ..serializers.predictions import PredictionJobCreateSerializer, PredictionJobSerializer

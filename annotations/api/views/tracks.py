@@ -15,11 +15,10 @@ from rest_framework.parsers import FormParser, MultiPartParser
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from annotations.permissions import IsAdmin, IsAnnotator
-from annotations.selectors import annotations_visible_to, track_best_key, tracks_with_active_prediction
-from annotations.services.tracks import track_delete, track_import
-
 from ...models import Prediction, Track
+from ...permissions import IsAdmin, IsAnnotator
+from ...selectors import annotations_visible_to, track_best_key, tracks_with_active_prediction
+from ...services.tracks import track_delete, track_import
 from ..errors import PayloadTooLarge, error_body
 from ..filters import TrackFilter
 from ..serializers.keys import BestKeySerializer, KeyQuerySerializer, best_key_data

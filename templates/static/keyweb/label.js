@@ -273,8 +273,50 @@
     if (!response || !response.ok) return;
     const next = await fetchNext();
     if (next === undefined) return;
-    announce(`Skipped “${title}”; it will not come back to you today.`);
+    announce(`Skipped “${title}”; it will not come back to you today (see “Skipped today” to put it back).`);
     showTrack(next, { autoplay: shouldAutoplay() });
+    refreshSkipped();
+  }
+
+  // --- skipped tracks: listed with a count, each can be put back into your queue ---------------------------
+  async function refreshSkipped() {
+    const response = await kw.requestJSON(URLS.skipped);
+    if (!response.ok) return;
+    const skips = response.body;
+    $("skipped-count").textContent = String(skips.length);
+    const list = $("skipped-list");
+    list.replaceChildren();
+    for (const skip of skips) {
+      const item = document.createElement("li");
+      item.dataset.trackId = String(skip.track);
+      const name = document.createElement("span");
+      name.textContent = skip.title;
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "put-back";
+      button.textContent = "Put back";
+      button.setAttribute("aria-label", `Put back “${skip.title}”`);
+      button.addEventListener("click", () => putBack(skip));
+      item.append(name, " ", button);
+      list.append(item);
+    }
+  }
+
+  async function putBack(skip) {
+    const response = await kw.requestJSON(`${URLS.skipped}/${skip.track}`, { method: "DELETE" });
+    if (!response.ok) {
+      announce(kw.errorText(response.body), { error: true });
+      return;
+    }
+    announce(`Put back “${skip.title}”: it can come to you again.`);
+    await refreshSkipped();
+    if (!state.track) {
+      const next = await fetchNext();
+      if (next !== undefined) showTrack(next, { autoplay: shouldAutoplay() });
+    } else {
+      const progress = await kw.requestJSON(URLS.progress);
+      if (progress.ok) updateProgress(progress.body);
+    }
   }
 
   async function undo() {
@@ -432,4 +474,5 @@
   kw.ready = fetchNext().then((track) => {
     if (track !== undefined) showTrack(track ?? null, { autoplay: shouldAutoplay() });
   });
+  refreshSkipped();
 })(window.keyweb);

@@ -168,3 +168,23 @@ def test_queue_progress_counts_your_labels(annotator, db):
         "queue_size": 0,
     }
     assert token_client(None).get("/api/v1/queue/progress").status_code == 401
+
+
+def test_skipped_tracks_are_listed_and_can_be_put_back(annotator, other_annotator, db):
+    track = make_track(title="Skipped song")
+    anna = token_client(annotator)
+    assert anna.get("/api/v1/queue/skipped").json() == []
+    anna.post("/api/v1/queue/skip", {"track": track.pk}, format="json")
+    token_client(other_annotator).post("/api/v1/queue/skip", {"track": track.pk}, format="json")
+    skipped = anna.get("/api/v1/queue/skipped").json()
+    assert [(s["track"], s["title"]) for s in skipped] == [(track.pk, "Skipped song")]
+    assert anna.post("/api/v1/queue/next").status_code == 204  # skipped: not served for a day
+
+    assert anna.delete(f"/api/v1/queue/skipped/{track.pk}").status_code == 204
+    assert anna.get("/api/v1/queue/skipped").json() == []
+    assert anna.post("/api/v1/queue/next").json()["id"] == track.pk  # back in the queue
+    assert Skip.objects.filter(annotator=other_annotator).count() == 1  # only your own skips
+    missing = anna.delete(f"/api/v1/queue/skipped/{track.pk}")
+    assert missing.status_code == 404 and "not skipped" in missing.json()["detail"]
+    assert anna.delete("/api/v1/queue/skipped/999999").status_code == 404
+    assert token_client(None).get("/api/v1/queue/skipped").status_code == 401
