@@ -278,7 +278,11 @@ LOGGING = {
     "version": 1,
     "disable_existing_loggers": False,
     "formatters": {"plain": {"format": "%(asctime)s %(levelname)s %(name)s: %(message)s"}},
-    "handlers": {"console": {"class": "logging.StreamHandler", "formatter": "plain"}},
+    # 4xx are logged as one line without a traceback; 5xx keep theirs (keyweb/logfilters.py).
+    "filters": {"refusals_one_line": {"()": "keyweb.logfilters.RefusalsOneLine"}},
+    "handlers": {
+        "console": {"class": "logging.StreamHandler", "formatter": "plain", "filters": ["refusals_one_line"]}
+    },
     "root": {"handlers": ["console"], "level": env_str("KEYWEB_LOG_LEVEL", "INFO")},
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }

@@ -2,9 +2,11 @@
 
 from django.contrib import admin
 from django.contrib.auth import views as auth_views
-from django.urls import include, path
+from django.urls import include, path, re_path
+from django.views.decorators.csrf import csrf_exempt
 from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
 
+from annotations.api.errors import api_not_found
 from annotations.api.throttles import login_throttled
 from annotations.pages.library import healthz
 
@@ -21,6 +23,7 @@ urlpatterns = [
     path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
     path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include("annotations.api.urls")),
+    re_path(r"^api/", csrf_exempt(api_not_found)),  # JSON 404 under /api/ whatever DEBUG says
     path("", include("annotations.urls")),
 ]
 

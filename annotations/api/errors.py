@@ -121,12 +121,22 @@ def _is_api(request: HttpRequest) -> bool:
     return request.path.startswith("/api/")
 
 
+def _api_not_found(request: HttpRequest) -> JsonResponse:
+    return JsonResponse(
+        error_body(404, "not_found", f"There is no API endpoint at {request.path}; see /api/docs/."),
+        status=404,
+    )
+
+
+def api_not_found(request: HttpRequest, *args, **kwargs) -> JsonResponse:
+    """The last /api/ URL pattern: a JSON 404 in every mode (Django uses handler404 only when DEBUG is off,
+    and answers an HTML page otherwise). Any method; no login needed to learn that nothing is here."""
+    return _api_not_found(request)
+
+
 def json_or_html_404(request: HttpRequest, exception: Exception) -> HttpResponse:
     if _is_api(request):
-        return JsonResponse(
-            error_body(404, "not_found", f"There is no API endpoint at {request.path}; see /api/docs/."),
-            status=404,
-        )
+        return _api_not_found(request)
     return defaults.page_not_found(request, exception)
 
 

@@ -166,3 +166,56 @@ def test_schema_states_the_bounds_the_filters_enforce(db):
     assert parameter("/api/v1/tracks", "labeled")["type"] == "boolean"
     assert parameter("/api/v1/tracks", "needs_review")["type"] == "boolean"
     assert parameter("/api/v1/tracks", "confidence_min") == {"type": "number", "minimum": 0, "maximum": 1}
+
+
+# --- JSON in every mode; refusals logged as one line ------------------------------------------------------
+
+
+@pytest.mark.parametrize("debug", [True, False])
+@pytest.mark.parametrize("method", ["get", "post", "delete"])
+def test_unknown_api_paths_are_json_404s_in_every_mode(db, settings, debug, method):
+    settings.DEBUG = debug
+    response = getattr(Client(), method)("/api/v1/nothing-here/deeper")
+    assert response.status_code == 404 and response["Content-Type"] == "application/json"
+    assert response.json()["code"] == "not_found"
+
+
+def test_wrong_method_is_a_json_405_in_debug_mode_too(annotator, settings):
+    settings.DEBUG = True
+    response = token_client(annotator).put("/api/v1/tracks/1/key")
+    assert response.status_code == 405 and response.json()["code"] == "method_not_allowed"
+
+
+def _console_lines(records) -> list[str]:
+    """The records as the configured console handler (with its filters) would write them."""
+    import logging
+
+    console = next(h for h in logging.getLogger().handlers if h.get_name() == "console")
+    return [console.format(r) for r in records if console.filter(r)]
+
+
+@pytest.mark.parametrize(
+    "url",
+    ["/dashboard/", "/api/v1/users", "/api/v1/nothing", "/api/v1/tracks/999999", "/api/v1/tracks?key=H"],
+)
+def test_expected_refusals_are_logged_as_one_line(annotator, caplog, url):
+    browser = Client()
+    browser.force_login(annotator)
+    with caplog.at_level("INFO", logger="django.request"):
+        assert 400 <= browser.get(url).status_code < 500
+    lines = _console_lines([r for r in caplog.records if r.name == "django.request"])
+    assert len(lines) == 1 and "\n" not in lines[0], lines
+    assert "Traceback" not in lines[0]
+
+
+def test_server_errors_keep_their_traceback(annotator, caplog, monkeypatch):
+    from annotations.api.views import model_versions
+
+    def broken(*args, **kwargs):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(model_versions, "labels_since_last_training", broken)
+    with caplog.at_level("INFO"):
+        assert token_client(annotator).get("/api/v1/models/training").status_code == 500
+    lines = _console_lines(caplog.records)
+    assert any("Traceback" in line and "RuntimeError: boom" in line for line in lines), lines
