@@ -13,12 +13,14 @@ from django.http import HttpRequest, HttpResponse, JsonResponse
 from django.shortcuts import render
 from django.views.decorators.http import require_GET
 
-from annotations.selectors import model_version_active, tracks_for_listing
-from annotations.services.tracks import track_import
+from ml.keys import Key
 
 from .. import selectors
 from ..models import Track
+from ..selectors import model_version_active
+from ..services.tracks import track_import
 from .access import login_required, user_can_label, user_can_review
+from .track_search import TrackSearchForm, tracks_for_form
 
 
 @require_GET
@@ -47,13 +49,24 @@ def home(request: HttpRequest) -> HttpResponse:
 
 @login_required
 def track_list(request: HttpRequest) -> HttpResponse:
-    active = model_version_active()
-    page = Paginator(tracks_for_listing(), 50).get_page(request.GET.get("page"))
-    predictions = {}
-    if active is not None:
-        predictions = {p.track_id: p for p in active.predictions.filter(track__in=list(page.object_list))}
-    rows = [(track, predictions.get(track.pk)) for track in page.object_list]
-    return render(request, "annotations/track_list.html", {"page": page, "rows": rows})
+    form = TrackSearchForm(request.GET)
+    if not form.is_valid():
+        context = {"form": form, "page": None, "filtered": True}
+        return render(request, "annotations/track_list.html", context, status=400)
+    tracks = tracks_for_form(form)
+    page = Paginator(tracks, 50).get_page(request.GET.get("page"))
+    predicted = [
+        Key.from_index(t.active_key_index) if t.active_key_index is not None else None
+        for t in page.object_list
+    ]
+    filtered = any(value not in ("", None) for value in form.cleaned_data.values())
+    context = {
+        "form": form,
+        "page": page,
+        "rows": list(zip(page.object_list, predicted, strict=True)),
+        "filtered": filtered,
+    }
+    return render(request, "annotations/track_list.html", context)
 
 
 @permission_required("annotations.add_track", raise_exception=True)

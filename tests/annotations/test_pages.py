@@ -81,3 +81,87 @@ def test_audio_needs_login(client, stored_track):
 
 def test_healthz(client, db):
     assert client.get("/healthz").json() == {"status": "ok"}
+
+
+@pytest.fixture
+def catalogue(roles):
+    """Five tracks: labeled, predicted, disputed and held out in known ways."""
+    from annotations.models import ModelVersion
+    from tests.annotations.api.helpers import label_track, make_track, predict
+
+    ModelVersion.objects.update(is_active=False)
+    version = ModelVersion.objects.create(name="v1", backbone="pitch_class", status="ready", is_active=True)
+    tracks = {
+        "sunrise": make_track(title="Sunrise", artist="Ana", original_filename="sunrise_Dmaj.wav"),
+        "night": make_track(title="Night drive", artist="Bo", original_filename="night.flac"),
+        "rain": make_track(title="Rain", artist="Ana", split=Track.Split.TEST),
+        "dust": make_track(title="Dust", artist="Cy", needs_review=True),
+        "noise": make_track(title="Noise", artist="Cy"),
+    }
+    label_track(tracks["sunrise"], "D major")
+    label_track(tracks["noise"], None, label="no_key")
+    predict(tracks["sunrise"], version, "D major", 0.9)
+    predict(tracks["night"], version, "A minor", 0.4)
+    predict(tracks["rain"], version, "A minor", 0.7)
+    return tracks
+
+
+def _listed(client, query: str = "") -> list[str]:
+    response = client.get(reverse("annotations:track_list") + query)
+    assert response.status_code == 200, response.content
+    html = response.content.decode()
+    return sorted(
+        name for name in ("Sunrise", "Night drive", "Rain", "Dust", "Noise") if f"<td>{name}</td>" in html
+    )
+
+
+@pytest.mark.parametrize(
+    ("query", "titles"),
+    [
+        ("", ["Dust", "Night drive", "Noise", "Rain", "Sunrise"]),
+        ("?q=ana", ["Rain", "Sunrise"]),  # artist, any case
+        ("?q=dmaj", ["Sunrise"]),  # file name
+        ("?q=drive", ["Night drive"]),  # title
+        ("?label=D+major", ["Sunrise"]),
+        ("?label=no_key", ["Noise"]),
+        ("?predicted=A+minor", ["Night drive", "Rain"]),
+        ("?predicted=A+minor&confidence_min=50", ["Rain"]),
+        ("?confidence_max=50", ["Night drive"]),
+        ("?state=labeled", ["Noise", "Sunrise"]),
+        ("?state=unlabeled", ["Dust", "Night drive", "Rain"]),
+        ("?state=disputed", ["Dust"]),
+        ("?split=test", ["Rain"]),
+        (
+            "?q=&label=&predicted=&confidence_min=&confidence_max=&state=&split=",
+            ["Dust", "Night drive", "Noise", "Rain", "Sunrise"],
+        ),
+    ],
+)
+def test_the_tracks_page_searches_and_filters(client, annotator, catalogue, query, titles):
+    client.login(username="anna", password="anna-password-1")
+    assert _listed(client, query) == titles
+
+
+def test_bad_filters_say_what_is_wrong(client, annotator, catalogue):
+    client.login(username="anna", password="anna-password-1")
+    for query, message in (
+        ("?confidence_min=150", "less than or equal to 100"),
+        ("?confidence_min=80&confidence_max=20", "the confidence range is empty"),
+        ("?label=H+major", "Select a valid choice"),
+    ):
+        response = client.get(reverse("annotations:track_list") + query)
+        assert response.status_code == 400 and message in response.content.decode(), query
+
+
+def test_the_tracks_page_is_paginated_and_keeps_the_filters(client, annotator, db):
+    from tests.annotations.api.helpers import make_track
+
+    for number in range(55):
+        make_track(title=f"Song {number}", artist="Many")
+    make_track(title="Other", artist="Solo")
+    client.login(username="anna", password="anna-password-1")
+    first = client.get(reverse("annotations:track_list") + "?q=many").content.decode()
+    assert "55 tracks match" in first and "Page 1 of 2" in first
+    assert 'href="?q=many&amp;page=2"' in first
+    second = client.get(reverse("annotations:track_list") + "?q=many&page=2").content.decode()
+    assert second.count("<td>Song ") == 5 and "Other" not in second
