@@ -5,7 +5,6 @@ from __future__ import annotations
 import hashlib
 import json
 import os
-import tempfile
 import weakref
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -14,6 +13,7 @@ import numpy as np
 
 from ml.audio import load_audio, pitch_shift
 from ml.backbones.base import SAMPLE_RATE, Backbone
+from ml.files import npy_write_atomic
 
 CACHE_DIR_ENV = "KEYWEB_CACHE_DIR"
 _CHUNK_BYTES = 1 << 20
@@ -91,19 +91,6 @@ def _read(path: Path) -> np.ndarray | None:
         return None
 
 
-def _write_atomically(path: Path, embeddings: np.ndarray) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            np.save(stream, embeddings, allow_pickle=False)
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; worker and CLI users share the cache
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
-
-
 def _embed(path: str | os.PathLike, backbone: Backbone, semitones: int) -> np.ndarray:
     audio = load_audio(path, sample_rate=SAMPLE_RATE)
     if semitones:
@@ -119,7 +106,7 @@ def _cached(
     if cached is not None:
         return cached, True
     embeddings = _embed(path, backbone, semitones)
-    _write_atomically(target, embeddings)
+    npy_write_atomic(target, embeddings)
     return embeddings, False
 
 

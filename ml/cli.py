@@ -3,9 +3,7 @@
 from __future__ import annotations
 
 import argparse
-import csv
 import json
-import os
 import shlex
 import sys
 import tempfile
@@ -17,7 +15,9 @@ from pathlib import Path
 import numpy as np
 
 from ml.audio import AudioDecodeError
-from ml.keys import Key, KeyParseError
+from ml.files import json_write_atomic
+from ml.keys import Key
+from ml.labelfile import LabelFileError, read_label_file
 
 ASSETS_DIR = Path(__file__).resolve().parent / "assets"
 # Exit codes: 2 = nothing was done because of something the user can fix; 1 = some input files failed.
@@ -47,31 +47,14 @@ def default_head_path(backbone_name: str) -> Path:
 
 
 def read_labels(csv_path: Path) -> list[LabelledFile]:
-    """Rows of a `path,key` CSV; relative paths are resolved against the CSV's folder."""
-    if not csv_path.is_file():
-        raise UsageError(f"{csv_path}: label file not found")
-    with csv_path.open(newline="", encoding="utf-8-sig") as stream:
-        reader = csv.DictReader(stream)
-        if not reader.fieldnames or not {"path", "key"} <= {name.strip() for name in reader.fieldnames}:
-            raise UsageError(f"{csv_path}: needs a header with the columns 'path' and 'key'")
-        files = []
-        for row in reader:
-            source = f"{csv_path} row {reader.line_num}"
-            values = {(name or "").strip(): (value or "").strip() for name, value in row.items()}
-            if not values.get("path"):
-                raise UsageError(f"{source}: the path is empty")
-            try:
-                key = Key.parse(values.get("key", ""))
-            except KeyParseError as error:
-                raise UsageError(f"{source}: {error}") from error
-            path = Path(values["path"]).expanduser()
-            path = path if path.is_absolute() else csv_path.parent / path
-            if not path.is_file():
-                raise UsageError(f"{source}: audio file {path} not found")
-            files.append(LabelledFile(path=path, key=key, source=source))
-    if not files:
+    """Rows of a `path,key` CSV (ml.labelfile) as UsageErrors a user can act on; every row needs a key."""
+    try:
+        rows = read_label_file(csv_path, allow_no_key=False, require_files=True)
+    except LabelFileError as error:
+        raise UsageError(str(error)) from error
+    if not rows:
         raise UsageError(f"{csv_path}: no labelled rows")
-    return files
+    return [LabelledFile(path=row.path, key=row.key, source=row.source) for row in rows]
 
 
 def load_backbone(name: str | None):
@@ -129,28 +112,14 @@ def _training_progress(description: str):
 
 
 def evaluate_head(head, examples) -> dict:
-    """Metrics of `head` on examples: key_metrics plus ECE and NLL of its calibrated probabilities."""
-    from ml.heads import predict_tracks
-    from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+    """ml.evaluation.head_evaluate on TrainingExamples."""
+    from ml.evaluation import head_evaluate
 
-    probabilities = predict_tracks(head, [example.window_embeddings for example in examples])
-    labels = np.array([example.key.index for example in examples])
-    estimated = [Key.from_index(int(index)) for index in probabilities.argmax(axis=1)]
-    metrics = key_metrics([example.key for example in examples], estimated)
-    metrics["ece"] = expected_calibration_error(probabilities, labels)
-    metrics["nll"] = negative_log_likelihood(probabilities, labels)
-    return metrics
+    return head_evaluate(head, [example.window_embeddings for example in examples], [e.key for e in examples])
 
 
 def _without_confusion(result: dict) -> dict:
     return {name: value for name, value in result.items() if name != "confusion"}
-
-
-def _write_json(path: Path, result: dict) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    temp = path.with_name(f".{path.name}.partial")
-    temp.write_text(json.dumps(result, indent=2) + "\n")
-    os.replace(temp, path)
 
 
 # --- evaluate -------------------------------------------------------------------------------------------------
@@ -194,6 +163,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         "backbone": backbone.name,
         "n_train": len(train),
         "head": asdict(model.config),
+        "training": asdict(model.train_config),
         "validation": {
             "weighted": (model.metrics_validation or {}).get("weighted"),
             "ece_before": model.ece_before,
@@ -212,7 +182,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
             args.save_head, head=model.head, config=model.config, metrics=_without_confusion(result), extra={}
         )
     if args.out:
-        _write_json(args.out, result)
+        json_write_atomic(args.out, result)
     print(json.dumps(_without_confusion(result), indent=2))
     return 0
 
@@ -231,7 +201,9 @@ def _resolve_head(args: argparse.Namespace):
                 "embeddings of different backbones cannot be mixed"
             )
         return loaded
-    backbone_name = args.backbone or "pitch_class"
+    from ml.backbones import default_backbone_name
+
+    backbone_name = args.backbone or default_backbone_name()
     path = default_head_path(backbone_name)
     if not path.is_file():
         raise UsageError(
@@ -314,7 +286,7 @@ def _synthetic_split(out_dir: Path, *, n_tracks: int, seed: int, duration_range:
 
 def run_train_default_head(args: argparse.Namespace) -> int:
     from ml.heads import HeadConfig, save_head
-    from ml.training import train_key_model
+    from ml.training import Candidate, TrainConfig, train_key_model
 
     started = time.perf_counter()
     backbone = load_backbone("pitch_class")
@@ -337,16 +309,16 @@ def run_train_default_head(args: argparse.Namespace) -> int:
         test, _ = embed_labelled(test_files, backbone, cache_dir)
     training_started = time.perf_counter()
     # What ships must stay small (< 2 MB): the linear probe and 1×1024 MLPs only.
-    candidates = [HeadConfig(backbone=backbone.name, input_dim=backbone.embedding_dim, hidden_layers=0)] + [
-        HeadConfig(
-            backbone=backbone.name,
-            input_dim=backbone.embedding_dim,
-            hidden_dim=1024,
-            dropout=dropout,
-            learning_rate=learning_rate,
+    architectures = [{"hidden_layers": 0}] + [
+        {"hidden_dim": 1024, "dropout": dropout} for dropout in (0.75, 0.9, 0.95, 0.99)
+    ]
+    candidates = [
+        Candidate(
+            head=HeadConfig(backbone=backbone.name, input_dim=backbone.embedding_dim, **architecture),
+            train=TrainConfig(learning_rate=learning_rate),
         )
         for learning_rate in (1e-3, 3e-4)
-        for dropout in (0.75, 0.9, 0.95, 0.99)
+        for architecture in architectures
     ]
     bar, report = _training_progress("training")
     with bar:
@@ -390,7 +362,7 @@ def run_train_default_head(args: argparse.Namespace) -> int:
     path = save_head(args.out, head=model.head, config=model.config, metrics=summary, extra=extra)
     # A torch-free sidecar, so the web side (setup_keyweb) can show the shipped model's metrics.
     sidecar = {**summary["held_out"], "evaluated_on": "synthetic held-out tracks", "head": summary["head"]}
-    path.with_suffix(".json").write_text(json.dumps(sidecar, indent=2) + "\n")
+    json_write_atomic(path.with_suffix(".json"), sidecar)
     summary["size_bytes"] = path.stat().st_size
     summary["path"] = str(path)
     print(json.dumps(summary, indent=2))
@@ -410,7 +382,8 @@ def build_parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--train", type=Path, required=True, help="CSV with columns path,key")
     evaluate.add_argument("--test", type=Path, required=True, help="CSV with columns path,key")
     evaluate.add_argument(
-        "--backbone", help="pitch_class or myna_vertical (default: myna_vertical if MYNA_CHECKPOINT is set)"
+        "--backbone",
+        help="pitch_class, skey or myna_vertical (default: ml.backbones.default_backbone_name())",
     )
     evaluate.add_argument(
         "--time-budget", type=float, default=60.0, help="seconds for the head search (default 60)"
@@ -439,12 +412,20 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument(
         "--head", type=Path, help="head checkpoint (default: the shipped head of the backbone)"
     )
-    predict.add_argument("--backbone", help="backbone whose shipped head to use (default pitch_class)")
+    predict.add_argument(
+        "--backbone",
+        help="backbone whose shipped head to use (default: ml.backbones.default_backbone_name())",
+    )
     predict.add_argument("--top", type=int, default=3, help="also show the next K-1 keys (default 3)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
     predict.add_argument("--cache-dir", type=Path, help="cache embeddings here (default: no cache)")
     predict.set_defaults(handler=run_predict)
 
+    commands.add_parser(
+        "pretrain",
+        help="pretrain the skey backbone on audio (see `python -m ml pretrain --help`)",
+        add_help=False,
+    )
     commands.add_parser(
         "synth", help="write synthetic labelled tracks (see `python -m ml synth --help`)", add_help=False
     )
@@ -469,6 +450,10 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
+    if argv and argv[0] == "pretrain":
+        from ml.pretrain import main as pretrain_main
+
+        return pretrain_main(argv[1:])
     if argv and argv[0] == "synth":
         # ml.synth owns its options; hand it everything after the subcommand.
         from ml.synth import main as synth_main

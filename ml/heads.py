@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import dataclasses
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -12,6 +11,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from ml.files import write_atomic
 from ml.keys import ALL_KEYS
 
 N_KEYS = 24
@@ -27,7 +27,10 @@ class HeadLoadError(RuntimeError):
 
 @dataclass
 class HeadConfig:
-    """Everything needed to rebuild and retrain a head; stored as a plain dict in every checkpoint."""
+    """The head's architecture (and its fitted temperature): everything needed to rebuild it from a checkpoint.
+
+    How it is trained (learning rate, epochs…) is `ml.training.TrainConfig`, stored beside it.
+    """
 
     backbone: str
     input_dim: int
@@ -35,12 +38,6 @@ class HeadConfig:
     hidden_dim: int = 2048
     dropout: float = 0.9
     temperature: float = 1.0
-    learning_rate: float = 1e-3
-    weight_decay: float = 1e-2
-    batch_size: int = 256
-    epochs: int = 60
-    # Epochs without a better validation score before training stops (when a validation slice is given).
-    patience: int = 10
 
     def __post_init__(self) -> None:
         if self.hidden_layers not in (0, 1, 2):
@@ -55,7 +52,13 @@ class HeadConfig:
     def describe(self) -> str:
         if self.hidden_layers == 0:
             return "linear"
-        return f"{self.hidden_layers}x{self.hidden_dim} dropout {self.dropout} lr {self.learning_rate:g}"
+        return f"{self.hidden_layers}x{self.hidden_dim} dropout {self.dropout}"
+
+    @classmethod
+    def from_dict(cls, values: dict) -> HeadConfig:
+        """From a checkpoint's config; checkpoints before TrainConfig also stored training settings there."""
+        names = {item.name for item in dataclasses.fields(cls)}
+        return cls(**{name: value for name, value in values.items() if name in names})
 
 
 class KeyHead(nn.Module):
@@ -132,16 +135,7 @@ def save_head(
         "metrics": metrics,
         "extra": extra or {},
     }
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as stream:
-            torch.save(checkpoint, stream)
-        os.chmod(temp_name, 0o644)  # mkstemp makes it private; a checkpoint is meant to be shared
-        os.replace(temp_name, path)
-    except BaseException:
-        Path(temp_name).unlink(missing_ok=True)
-        raise
+    write_atomic(path, lambda temp_path: torch.save(checkpoint, temp_path))
     return path
 
 
@@ -167,7 +161,7 @@ def load_head(path: str | os.PathLike, *, map_location: str = "cpu") -> LoadedHe
     if checkpoint.get("labels") != LABELS:
         raise HeadLoadError(f"head file {path} uses a different label order than ml.keys.ALL_KEYS")
     try:
-        config = HeadConfig(**checkpoint["config"])
+        config = HeadConfig.from_dict(checkpoint["config"])
         head = KeyHead(config=config)
         head.load_state_dict(checkpoint["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:

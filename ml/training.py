@@ -1,45 +1,71 @@
-"""Training key heads on frozen window embeddings: augmentation by transposition, the loop, search, calibration."""
+"""Training key heads on frozen window embeddings: transposition augmentation, the loop, selection by
+cross-validation, calibration on out-of-fold predictions."""
 
 from __future__ import annotations
 
 import copy
 import math
-import random
 import time
 from collections.abc import Callable, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
-from einops import rearrange
 from torch.nn import functional as F
 
-from ml.heads import HeadConfig, KeyHead, apply_temperature, predict_tracks, softmax, track_log_probabilities
+from ml.augmentation import TrainingExample, Views, roll_pitch_classes, transposed_views
+from ml.calibration import fit_temperature
+from ml.candidates import (
+    Candidate,
+    TrainConfig,
+    compact_candidates,
+    default_candidates,
+    estimated_seconds,
+    head_parameters,
+)
+from ml.evaluation import metrics_from_probabilities
+from ml.heads import N_KEYS, HeadConfig, KeyHead, apply_temperature, predict_tracks, track_log_probabilities
 from ml.keys import Key
 from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
 
+# Re-exported: the worker and the CLI import what they need for training from here.
+__all__ = [
+    "Candidate",
+    "TrainConfig",
+    "TrainedModel",
+    "TrainingExample",
+    "cross_validate",
+    "default_candidates",
+    "fit_temperature",
+    "fold_assignment",
+    "roll_pitch_classes",
+    "search_heads",
+    "train_head",
+    "train_key_model",
+    "transposed_views",
+]
+
 Progress = Callable[[float], None]
-# Below this many labelled tracks a validation slice is too small to choose between heads or fit a
-# temperature: one fixed, strongly regularised config is trained on everything instead.
+# Below this many labelled tracks cross-validation cannot choose between heads or fit a temperature:
+# one fixed, strongly regularised config is trained on everything instead.
 MIN_TRACKS_FOR_SEARCH = 20
 VALIDATION_FRACTION = 0.2
-FALLBACK_CONFIG = {"hidden_layers": 1, "hidden_dim": 1024, "dropout": 0.9, "epochs": 30}
+FOLDS = 5
+# Cyclic embeddings up to this size get ml.candidates.compact_candidates by default.
+COMPACT_INPUT_DIM = 512
+FALLBACK_HEAD = {"hidden_layers": 1, "hidden_dim": 1024, "dropout": 0.9}
+FALLBACK_TRAIN = {"epochs": 30}
 # An epoch is at least this many optimiser steps, so a handful of tracks still trains properly.
 MIN_STEPS_PER_EPOCH = 20
-
-
-@dataclass
-class TrainingExample:
-    """One labelled track. `shifted[k]` holds the embeddings of the audio pitch-shifted by k semitones."""
-
-    window_embeddings: np.ndarray
-    key: Key
-    shifted: dict[int, np.ndarray] | None = None
+# Below this size a head trains faster on one CPU thread than on several (thread overhead per small step).
+SINGLE_THREAD_PARAMETERS = 2_000_000
 
 
 @dataclass
 class SearchResult:
     best_config: HeadConfig
+    best_train_config: TrainConfig
     best_head: KeyHead
     trials: list[dict]
 
@@ -48,68 +74,11 @@ class SearchResult:
 class TrainedModel:
     head: KeyHead
     config: HeadConfig
+    train_config: TrainConfig
     metrics_validation: dict | None
     ece_before: float | None
     ece_after: float | None
     trials: list[dict] = field(default_factory=list)
-
-
-# --- augmentation ------------------------------------------------------------------------------------
-
-
-def roll_pitch_classes(window_embeddings: np.ndarray, semitones: int) -> np.ndarray:
-    """Transpose cyclic embeddings laid out as (channels, 12) pitch classes, C first, flattened row-major."""
-    if window_embeddings.shape[-1] % 12:
-        raise ValueError(
-            f"cyclic embeddings need a multiple of 12 features, got {window_embeddings.shape[-1]}"
-        )
-    by_pitch_class = rearrange(window_embeddings, "window (channel pitch) -> window channel pitch", pitch=12)
-    rolled = np.roll(by_pitch_class, semitones, axis=-1)
-    return rearrange(rolled, "window channel pitch -> window (channel pitch)")
-
-
-def transposed_views(example: TrainingExample, *, cyclic: bool) -> list[tuple[np.ndarray, Key]]:
-    """The track in every key we can make from it: all 12 for cyclic embeddings, else the stored shifts.
-
-    For cyclic backbones this also balances the classes: every track counts once in each key of its mode.
-    """
-    if cyclic:
-        return [
-            (roll_pitch_classes(example.window_embeddings, k), example.key.transpose(k)) for k in range(-6, 6)
-        ]
-    views = [(example.window_embeddings, example.key)]
-    for semitones, embeddings in sorted((example.shifted or {}).items()):
-        if semitones % 12:
-            views.append((embeddings, example.key.transpose(semitones)))
-    return views
-
-
-@dataclass
-class _Views:
-    """All training views' windows stacked, with where each view starts, how many windows it has, its label."""
-
-    windows: np.ndarray
-    starts: np.ndarray
-    lengths: np.ndarray
-    labels: np.ndarray
-
-    @classmethod
-    def build(cls, examples: Sequence[TrainingExample], *, cyclic: bool) -> _Views:
-        windows, lengths, labels = [], [], []
-        for example in examples:
-            for embeddings, key in transposed_views(example, cyclic=cyclic):
-                if len(embeddings) == 0:
-                    raise ValueError(f"a training track in {key} has no windows")
-                windows.append(np.asarray(embeddings, dtype=np.float32))
-                lengths.append(len(embeddings))
-                labels.append(key.index)
-        lengths_array = np.asarray(lengths, dtype=np.int64)
-        starts = np.concatenate([[0], np.cumsum(lengths_array)[:-1]])
-        return cls(np.concatenate(windows), starts, lengths_array, np.asarray(labels, dtype=np.int64))
-
-    def sample_windows(self, views: np.ndarray, rng: np.random.Generator) -> np.ndarray:
-        """One random window of each view: every track counts the same however long it is."""
-        return self.starts[views] + (rng.random(len(views)) * self.lengths[views]).astype(np.int64)
 
 
 # --- the training loop ---------------------------------------------------------------------------------
@@ -128,6 +97,7 @@ def train_head(
     *,
     train: Sequence[TrainingExample],
     config: HeadConfig,
+    train_config: TrainConfig | None = None,
     seed: int,
     device: str = "cpu",
     cyclic: bool,
@@ -143,155 +113,104 @@ def train_head(
     """
     if not train:
         raise ValueError("no training examples")
+    settings = train_config or TrainConfig()
     torch.manual_seed(seed)
     rng = np.random.default_rng(seed)
-    views = _Views.build(train, cyclic=cyclic)
+    views = Views.build(train, cyclic=cyclic)
     if views.windows.shape[1] != config.input_dim:
         raise ValueError(
             f"embeddings have {views.windows.shape[1]} features but the config says {config.input_dim}"
         )
 
     head = KeyHead(config=config)
-    head.fit_standardisation(views.windows)
-    head.to(device=device, dtype=torch.float32)
-    optimizer = torch.optim.AdamW(
-        head.parameters(), lr=config.learning_rate, weight_decay=config.weight_decay
-    )
-    windows = torch.from_numpy(views.windows).to(device)
-    labels = torch.from_numpy(views.labels).to(device)
-    n_views = len(views.labels)
-    batch_size = min(config.batch_size, n_views)
-    steps_per_epoch = max(math.ceil(n_views / batch_size), MIN_STEPS_PER_EPOCH)
+    # Small heads train faster on one CPU thread: per-step thread hand-offs cost more than they save.
+    threads = 1 if device == "cpu" and head.num_parameters() < SINGLE_THREAD_PARAMETERS else None
+    with _torch_threads(threads):
+        head.fit_standardisation(views.windows)
+        head.to(device=device, dtype=torch.float32)
+        optimizer = torch.optim.AdamW(
+            head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
+        )
+        windows = torch.from_numpy(views.windows).to(device)
+        labels = torch.from_numpy(views.labels).to(device)
+        n_views = len(views.labels)
+        batch_size = min(settings.batch_size, n_views)
+        steps_per_epoch = max(math.ceil(n_views / batch_size), MIN_STEPS_PER_EPOCH)
 
-    best_score, best_state, epochs_since_best = None, None, 0
-    for epoch in range(config.epochs):
-        head.train()
-        passes = math.ceil(steps_per_epoch * batch_size / n_views)
-        order = np.concatenate([rng.permutation(n_views) for _ in range(passes)])
-        for step in range(steps_per_epoch):
-            batch_views = order[step * batch_size : (step + 1) * batch_size]
-            batch_windows = torch.from_numpy(views.sample_windows(batch_views, rng)).to(device)
-            loss = F.cross_entropy(head(windows[batch_windows]), labels[batch_views])
-            optimizer.zero_grad(set_to_none=True)
-            loss.backward()
-            optimizer.step()
+        best_score, best_state, epochs_since_best = None, None, 0
+        for epoch in range(settings.epochs):
+            head.train()
+            passes = math.ceil(steps_per_epoch * batch_size / n_views)
+            order = np.concatenate([rng.permutation(n_views) for _ in range(passes)])
+            for step in range(steps_per_epoch):
+                batch_views = order[step * batch_size : (step + 1) * batch_size]
+                batch_windows = torch.from_numpy(views.sample_windows(batch_views, rng)).to(device)
+                loss = F.cross_entropy(head(windows[batch_windows]), labels[batch_views])
+                optimizer.zero_grad(set_to_none=True)
+                loss.backward()
+                optimizer.step()
+                if deadline is not None and time.monotonic() > deadline:
+                    break
+            if progress:
+                progress((epoch + 1) / settings.epochs)
+            if validation:
+                score = _validation_score(head, validation)
+                if best_score is None or score > best_score:
+                    best_score, best_state, epochs_since_best = score, copy.deepcopy(head.state_dict()), 0
+                else:
+                    epochs_since_best += 1
+                    if epochs_since_best >= settings.patience:
+                        break
             if deadline is not None and time.monotonic() > deadline:
                 break
-        if progress:
-            progress((epoch + 1) / config.epochs)
-        if validation:
-            score = _validation_score(head, validation)
-            if best_score is None or score > best_score:
-                best_score, best_state, epochs_since_best = score, copy.deepcopy(head.state_dict()), 0
-            else:
-                epochs_since_best += 1
-                if epochs_since_best >= config.patience:
-                    break
-        if deadline is not None and time.monotonic() > deadline:
-            break
-    if best_state is not None:
-        head.load_state_dict(best_state)
-    return head.eval()
+        if best_state is not None:
+            head.load_state_dict(best_state)
+        return head.eval()
 
 
-# --- calibration ----------------------------------------------------------------------------------------
+def _trial(candidate: Candidate, score: tuple[float, float], seconds: float, cut_short: bool) -> dict:
+    return {
+        "config": candidate.describe(),
+        "hidden_layers": candidate.head.hidden_layers,
+        "hidden_dim": candidate.head.hidden_dim,
+        "dropout": candidate.head.dropout,
+        "learning_rate": candidate.train.learning_rate,
+        "parameters": head_parameters(candidate.head),
+        "weighted": score[0],
+        "nll": -score[1],
+        "seconds": seconds,
+        "cut_short": cut_short,
+    }
 
 
-TEMPERATURE_RANGE = (0.05, 20.0)
-# Standard deviation of the Gaussian prior on log T. A small or perfectly classified validation set keeps
-# lowering NLL as T → 0; the prior, whose weight shrinks as 1/n, stops that from making a head wildly
-# overconfident, while a large validation set overrides it.
-LOG_TEMPERATURE_PRIOR = 1.0
+def _affordable(candidate: Candidate, trials: list[dict], deadline: float, cost: float = 1.0) -> bool:
+    remaining = deadline - time.monotonic()
+    if not trials:
+        return True  # at least one candidate always runs
+    # A trial that cannot finish in time would only be cut short and lose to a finished one.
+    return remaining > 0 and estimated_seconds(candidate.head, trials) * cost <= remaining
 
 
-def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
-    """The temperature T minimising held-out NLL of softmax(logits / T) plus a weak prior on log T.
-
-    `logits` is (n_tracks, 24); for a head, pass `track_log_probabilities` (what `predict_windows`
-    divides by T). A log-spaced grid that contains 1.0 is refined by golden-section search on log T;
-    since the prior is zero at T = 1, the NLL at the result is never worse than uncalibrated.
-    """
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    if logits.ndim != 2 or len(logits) != len(labels):
-        raise ValueError(f"logits {logits.shape} and labels {labels.shape} do not match")
-    if len(labels) == 0:
-        return 1.0
-    prior_weight = 1.0 / (2 * LOG_TEMPERATURE_PRIOR**2 * len(labels))
-
-    def objective(log_t: float) -> float:
-        return negative_log_likelihood(softmax(logits / math.exp(log_t)), labels) + prior_weight * log_t**2
-
-    low_t, high_t = TEMPERATURE_RANGE
-    grid = np.sort(np.append(np.linspace(math.log(low_t), math.log(high_t), 41), 0.0))
-    values = [objective(x) for x in grid]
-    best = int(np.argmin(values))
-    low, high = grid[max(best - 1, 0)], grid[min(best + 1, len(grid) - 1)]
-    ratio = (math.sqrt(5) - 1) / 2
-    for _ in range(25):
-        a, b = high - ratio * (high - low), low + ratio * (high - low)
-        if objective(a) < objective(b):
-            high = b
-        else:
-            low = a
-    refined = (low + high) / 2
-    return float(math.exp(refined if objective(refined) <= values[best] else grid[best]))
+def _keys(examples: Sequence[TrainingExample]) -> list[Key]:
+    return [example.key for example in examples]
 
 
-# --- hyperparameter search ---------------------------------------------------------------------------------
+def _score_of(probabilities: np.ndarray, keys: Sequence[Key]) -> tuple[float, float]:
+    metrics = metrics_from_probabilities(probabilities, keys)
+    return metrics["weighted"], -metrics["nll"]
 
 
-def default_candidates(*, backbone_name: str, input_dim: int, seed: int = 0) -> list[HeadConfig]:
-    """The paper's grid (linear, 1–2 hidden layers × 1024–8192 units × dropout 0.75–0.99, no 2×8192) × lr.
-
-    Ordered so a time budget is well spent: first the configs most likely to win (a 1×2048 MLP at
-    dropout 0.9, the linear probe, a 1×1024 at 0.75, then wider ones up to the paper's GiantSteps winner
-    2×4096); then the rest of the grid from cheapest to dearest (seeded shuffle among equals), first at
-    lr 1e-3 and then at 3e-4.
-    """
-    first = [
-        {"hidden_layers": 1, "hidden_dim": 2048, "dropout": 0.9},
-        {"hidden_layers": 0},
-        {"hidden_layers": 1, "hidden_dim": 1024, "dropout": 0.75},
-        {"hidden_layers": 1, "hidden_dim": 4096, "dropout": 0.9},
-        {"hidden_layers": 2, "hidden_dim": 4096, "dropout": 0.9},
-    ]
-    grid = [
-        {"hidden_layers": layers, "hidden_dim": dim, "dropout": dropout}
-        for layers in (1, 2)
-        for dim in (1024, 2048, 4096, 8192)
-        for dropout in (0.75, 0.9, 0.95, 0.99)
-        if not (layers == 2 and dim == 8192)
-    ]
-    rest = [settings for settings in grid if settings not in first]
-    random.Random(seed).shuffle(rest)
-    rest.sort(key=lambda settings: _parameter_count(input_dim=input_dim, **settings))
-    base = {"backbone": backbone_name, "input_dim": input_dim}
-    return [
-        HeadConfig(**base, **settings, learning_rate=lr) for lr in (1e-3, 3e-4) for settings in first + rest
-    ]
+@contextmanager
+def _torch_threads(threads: int | None):
+    previous = torch.get_num_threads()
+    torch.set_num_threads(threads or previous)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(previous)
 
 
-def _parameter_count(*, input_dim: int, hidden_layers: int, hidden_dim: int = 0, dropout: float = 0.0) -> int:
-    widths = [input_dim] + [hidden_dim] * hidden_layers + [24]
-    return sum((a + 1) * b for a, b in zip(widths[:-1], widths[1:], strict=True))
-
-
-def _config_parameters(config: HeadConfig) -> int:
-    return _parameter_count(
-        input_dim=config.input_dim, hidden_layers=config.hidden_layers, hidden_dim=config.hidden_dim
-    )
-
-
-def _estimated_seconds(config: HeadConfig, trials: Sequence[dict]) -> float:
-    """Time of a finished trial of similar size (within 4×), scaled by parameter count; 0 when none is
-    similar, because fixed overheads make tiny trials say nothing about big ones."""
-    parameters = _config_parameters(config)
-    similar = [trial for trial in trials if abs(math.log(trial["parameters"] / parameters)) <= math.log(4)]
-    if not similar:
-        return 0.0
-    nearest = min(similar, key=lambda trial: abs(math.log(trial["parameters"] / parameters)))
-    return nearest["seconds"] * parameters / nearest["parameters"]
+# --- selection on a given validation set --------------------------------------------------------------------
 
 
 def search_heads(
@@ -303,7 +222,7 @@ def search_heads(
     time_budget_s: float,
     seed: int,
     device: str = "cpu",
-    candidates: Sequence[HeadConfig] | None = None,
+    candidates: Sequence[Candidate] | None = None,
     progress: Progress | None = None,
 ) -> SearchResult:
     """Try candidates in order until the time budget is spent (at least one always runs); keep the best
@@ -317,18 +236,15 @@ def search_heads(
     started = time.monotonic()
     deadline = started + time_budget_s
     trials: list[dict] = []
-    best: tuple[tuple[float, float], KeyHead] | None = None
-    for number, config in enumerate(candidates):
-        remaining = deadline - time.monotonic()
-        if trials and remaining <= 0:
-            break
-        # A trial that cannot finish in time would only be cut short and lose to a finished one.
-        if trials and _estimated_seconds(config, trials) > remaining:
+    best: tuple[tuple[float, float], KeyHead, Candidate] | None = None
+    for number, candidate in enumerate(candidates):
+        if not _affordable(candidate, trials, deadline):
             continue
         trial_started = time.monotonic()
         head = train_head(
             train=train,
-            config=config,
+            config=candidate.head,
+            train_config=candidate.train,
             seed=seed,
             device=device,
             cyclic=cyclic,
@@ -336,38 +252,92 @@ def search_heads(
             deadline=deadline,
         )
         score = _validation_score(head, validation)
-        trials.append(
-            {
-                "config": config.describe(),
-                "hidden_layers": config.hidden_layers,
-                "hidden_dim": config.hidden_dim,
-                "dropout": config.dropout,
-                "learning_rate": config.learning_rate,
-                "parameters": _config_parameters(config),
-                "weighted": score[0],
-                "nll": -score[1],
-                "seconds": time.monotonic() - trial_started,
-                "cut_short": time.monotonic() > deadline,
-            }
-        )
+        trials.append(_trial(candidate, score, time.monotonic() - trial_started, time.monotonic() > deadline))
         if best is None or score > best[0]:
-            best = (score, head)
+            best = (score, head, candidate)
         if progress:
             progress(
-                min(
-                    max(
-                        (number + 1) / len(candidates),
-                        (time.monotonic() - started) / max(time_budget_s, 1e-6),
-                    ),
-                    1.0,
-                )
+                min(max((number + 1) / len(candidates), (time.monotonic() - started) / time_budget_s), 1)
             )
-    best_head = best[1]
+    _, best_head, best_candidate = best
     logits = track_log_probabilities(best_head, [example.window_embeddings for example in validation])
     best_head.set_temperature(
         fit_temperature(logits, np.array([example.key.index for example in validation]))
     )
-    return SearchResult(best_config=best_head.config, best_head=best_head, trials=trials)
+    return SearchResult(
+        best_config=best_head.config,
+        best_train_config=best_candidate.train,
+        best_head=best_head,
+        trials=trials,
+    )
+
+
+# --- selection by k-fold cross-validation -------------------------------------------------------------------
+
+
+@dataclass
+class CrossValidation:
+    """The winning candidate, its out-of-fold log-probabilities (before temperature) and every trial."""
+
+    candidate: Candidate
+    out_of_fold: np.ndarray  # (n_examples, 24) log window-averaged probabilities
+    trials: list[dict]
+
+
+def fold_assignment(n_examples: int, *, folds: int, seed: int) -> np.ndarray:
+    """Fold number of every example: a seeded permutation dealt round-robin, so folds differ by ≤ 1."""
+    order = np.random.default_rng(seed).permutation(n_examples)
+    assignment = np.empty(n_examples, dtype=np.int64)
+    assignment[order] = np.arange(n_examples) % folds
+    return assignment
+
+
+def cross_validate(
+    examples: Sequence[TrainingExample],
+    *,
+    candidates: Sequence[Candidate],
+    cyclic: bool,
+    folds: int,
+    seed: int,
+    deadline: float,
+    device: str = "cpu",
+    progress: Progress | None = None,
+) -> CrossValidation:
+    """Score candidates in order by out-of-fold predictions (every label is used for testing once) until
+    the deadline; the best (weighted score, then NLL) wins. At least one candidate always runs."""
+    assignment = fold_assignment(len(examples), folds=folds, seed=seed)
+    keys = _keys(examples)
+    trials: list[dict] = []
+    best: tuple[tuple[float, float], Candidate, np.ndarray] | None = None
+    for number, candidate in enumerate(candidates):
+        if not _affordable(candidate, trials, deadline):
+            continue
+        trial_started = time.monotonic()
+        out_of_fold = np.zeros((len(examples), N_KEYS), dtype=np.float64)
+        for fold in range(folds):
+            held_out = np.flatnonzero(assignment == fold)
+            fold_head = train_head(
+                train=[examples[i] for i in np.flatnonzero(assignment != fold)],
+                config=candidate.head,
+                train_config=candidate.train,
+                seed=seed * 100 + fold,
+                device=device,
+                cyclic=cyclic,
+                deadline=deadline,
+            )
+            out_of_fold[held_out] = track_log_probabilities(
+                fold_head, [examples[i].window_embeddings for i in held_out]
+            )
+        score = _score_of(np.exp(out_of_fold), keys)
+        cut_short = time.monotonic() > deadline
+        trials.append(_trial(candidate, score, time.monotonic() - trial_started, cut_short))
+        # A candidate cut short by the deadline only wins when nothing finished.
+        if best is None or (score > best[0] and not cut_short):
+            best = (score, candidate, out_of_fold)
+        if progress:
+            progress((number + 1) / len(candidates))
+    _, candidate, out_of_fold = best
+    return CrossValidation(candidate=candidate, out_of_fold=out_of_fold, trials=trials)
 
 
 # --- the entry point ------------------------------------------------------------------------------------------
@@ -376,13 +346,25 @@ def search_heads(
 def split_validation(
     examples: Sequence[TrainingExample], *, fraction: float = VALIDATION_FRACTION, seed: int
 ) -> tuple[list[TrainingExample], list[TrainingExample]]:
-    """A seeded random slice of `examples` held out for model selection and calibration."""
+    """A seeded random slice of `examples` held out (for callers that want one fixed validation set)."""
     order = np.random.default_rng(seed).permutation(len(examples))
     n_validation = max(1, round(len(examples) * fraction))
     held_out = set(order[:n_validation].tolist())
     train = [example for i, example in enumerate(examples) if i not in held_out]
     validation = [example for i, example in enumerate(examples) if i in held_out]
     return train, validation
+
+
+def _calibrated_metrics(log_probabilities: np.ndarray, keys: Sequence[Key], temperature: float) -> dict:
+    before = np.exp(log_probabilities)
+    after = apply_temperature(before, temperature)
+    metrics = metrics_from_probabilities(after, keys)
+    labels = np.array([key.index for key in keys])
+    metrics["nll_after"] = metrics.pop("nll")
+    metrics["nll_before"] = negative_log_likelihood(before, labels)
+    metrics["ece_before"] = expected_calibration_error(before, labels)
+    metrics["temperature"] = float(temperature)
+    return metrics
 
 
 def train_key_model(
@@ -395,65 +377,109 @@ def train_key_model(
     seed: int = 0,
     device: str = "cpu",
     progress: Progress | None = None,
-    candidates: Sequence[HeadConfig] | None = None,
+    candidates: Sequence[Candidate] | None = None,
+    folds: int = FOLDS,
 ) -> TrainedModel:
-    """Search, calibrate and report: the one call the worker and the CLI make to get a head.
+    """Select, calibrate, train on every label and report: the one call the worker and the CLI make.
 
-    Without `validation` a slice of `train` is held out. With fewer than MIN_TRACKS_FOR_SEARCH tracks
-    in all, a fixed config is trained on every track at temperature 1 and no validation metrics exist.
+    Without `validation`: candidates are compared by `folds`-fold cross-validation, the temperature is
+    fitted on the winner's out-of-fold predictions, and the returned head is the winner trained on all
+    of `train`; `metrics_validation` are the out-of-fold metrics. With `validation`, it selects and
+    calibrates on that set instead (and trains on `train` only). With fewer than
+    MIN_TRACKS_FOR_SEARCH tracks a fixed config is trained on everything at temperature 1.
     """
     train, validation = list(train), list(validation or [])
     if not train and not validation:
         raise ValueError("no labelled tracks to train on")
     input_dim = (train or validation)[0].window_embeddings.shape[1]
+    started = time.monotonic()
+    deadline = started + time_budget_s
     if len(train) + len(validation) < MIN_TRACKS_FOR_SEARCH:
-        config = HeadConfig(backbone=backbone_name, input_dim=input_dim, **FALLBACK_CONFIG)
+        config = HeadConfig(backbone=backbone_name, input_dim=input_dim, **FALLBACK_HEAD)
+        train_config = TrainConfig(**FALLBACK_TRAIN)
         head = train_head(
             train=train + validation,
             config=config,
+            train_config=train_config,
             seed=seed,
             device=device,
             cyclic=cyclic,
             progress=progress,
-            deadline=time.monotonic() + time_budget_s,  # the budget holds for the fallback too
+            deadline=deadline,  # the budget holds for the fallback too
         )
         trial = {"config": config.describe(), "weighted": None, "nll": None, "fallback": True}
-        return TrainedModel(
-            head=head,
-            config=head.config,
-            metrics_validation=None,
-            ece_before=None,
-            ece_after=None,
-            trials=[trial],
+        return TrainedModel(head, head.config, train_config, None, None, None, [trial])
+    if not candidates:
+        # Cyclic embeddings are small and come in 12 views per track: the paper's wide grid would spend
+        # the whole budget on its first candidate; compact heads fit them as well (docs/default-head.md).
+        candidates = (
+            compact_candidates(backbone_name=backbone_name, input_dim=input_dim)
+            if cyclic and input_dim <= COMPACT_INPUT_DIM
+            else default_candidates(backbone_name=backbone_name, input_dim=input_dim, seed=seed)
         )
-    if not validation:
-        train, validation = split_validation(train, seed=seed)
-    result = search_heads(
-        train=train,
-        validation=validation,
-        backbone_name=backbone_name,
+    candidates = list(candidates)
+    if validation:
+        result = search_heads(
+            train=train,
+            validation=validation,
+            backbone_name=backbone_name,
+            cyclic=cyclic,
+            time_budget_s=time_budget_s,
+            seed=seed,
+            device=device,
+            candidates=candidates,
+            progress=progress,
+        )
+        head = result.best_head
+        log_probabilities = track_log_probabilities(
+            head, [example.window_embeddings for example in validation]
+        )
+        metrics = _calibrated_metrics(log_probabilities, _keys(validation), head.temperature)
+        return TrainedModel(
+            head,
+            head.config,
+            result.best_train_config,
+            metrics,
+            metrics["ece_before"],
+            metrics["ece"],
+            result.trials,
+        )
+    folds = max(2, min(folds, len(train) // 4))
+    # The final training on all labels gets its share of the budget: one fold's worth, plus a bit.
+    selection_deadline = started + time_budget_s * folds / (folds + 1.2)
+    report = (lambda fraction: progress(0.9 * fraction)) if progress else None
+    selected = cross_validate(
+        train,
+        candidates=candidates,
         cyclic=cyclic,
-        time_budget_s=time_budget_s,
+        folds=folds,
+        seed=seed,
+        deadline=selection_deadline,
+        device=device,
+        progress=report,
+    )
+    labels = np.array([example.key.index for example in train])
+    temperature = fit_temperature(selected.out_of_fold, labels)
+    head = train_head(
+        train=train,
+        config=selected.candidate.head,
+        train_config=selected.candidate.train,
         seed=seed,
         device=device,
-        candidates=candidates,
-        progress=progress,
+        cyclic=cyclic,
+        deadline=max(deadline, time.monotonic() + 1.0),
     )
-    head = result.best_head
-    labels = np.array([example.key.index for example in validation])
-    before = np.exp(track_log_probabilities(head, [example.window_embeddings for example in validation]))
-    after = apply_temperature(before, float(head.temperature))
-    metrics = key_metrics(
-        [example.key for example in validation], [Key.from_index(int(i)) for i in after.argmax(axis=1)]
-    )
-    metrics["nll_before"] = negative_log_likelihood(before, labels)
-    metrics["nll_after"] = negative_log_likelihood(after, labels)
-    metrics["temperature"] = float(head.temperature)
+    head.set_temperature(temperature)
+    if progress:
+        progress(1.0)
+    metrics = _calibrated_metrics(selected.out_of_fold, _keys(train), temperature)
+    metrics["folds"] = folds
     return TrainedModel(
-        head=head,
-        config=head.config,
-        metrics_validation=metrics,
-        ece_before=expected_calibration_error(before, labels),
-        ece_after=expected_calibration_error(after, labels),
-        trials=result.trials,
+        head,
+        head.config,
+        selected.candidate.train,
+        metrics,
+        metrics["ece_before"],
+        metrics["ece"],
+        selected.trials,
     )

@@ -109,12 +109,12 @@ def test_a_bad_csv_row_is_named_in_one_line(dataset, tmp_path, capsys):
     bad.write_text(f"path,key\n{first_track},C major\n{first_track},H major\n")
     assert main(["evaluate", "--train", str(bad), "--test", str(bad), "--backbone", "pitch_class"]) == 2
     error = capsys.readouterr().err.strip()
-    assert error.count("\n") == 0 and "row 3" in error and "'H major'" in error
+    assert error.count("\n") == 0 and "line 3" in error and "'H major'" in error
     missing = tmp_path / "missing.csv"
     missing.write_text("path,key\nnot_here.wav,C major\n")
     assert main(["evaluate", "--train", str(missing), "--test", str(bad)]) == 2
     error = capsys.readouterr().err
-    assert "row 2" in error and "not_here.wav not found" in error
+    assert "line 2" in error and "not_here.wav not found" in error
 
 
 def test_predict_user_errors_exit_2_without_traceback(dataset, tmp_path, capsys):

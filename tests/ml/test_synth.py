@@ -17,6 +17,7 @@ import soundfile as sf
 from ml import synth
 from ml.keys import ALL_KEYS, Key, Mode
 from ml.synth import TIMBRES, TrackSpec, compose, generate_dataset, random_spec, render
+from ml.synth.harmony import SCALES
 
 SR = 22050
 # Krumhansl–Kessler probe-tone profiles, tonic first.
@@ -128,7 +129,7 @@ def test_every_timbre_keeps_energy_in_the_key_and_on_its_tonic_triad(timbre):
         spec = dataclasses.replace(random_spec(seed=1, key=key, duration_range=(6.0, 6.0)), timbre=timbre)
         profile = chroma(render(spec), spec.tuning_cents)
         profile /= profile.sum()
-        steps = synth._SCALES[key.mode] + ((9, 11) if key.mode == Mode.MINOR else ())
+        steps = SCALES[key.mode] + ((9, 11) if key.mode == Mode.MINOR else ())
         outside = [pc for pc in range(12) if (pc - key.tonic) % 12 not in steps]
         # By chance the outside pitch classes would hold 5/12 (major) or 3/12 (minor) of the energy.
         assert profile[outside].sum() < 0.3, (name, np.round(profile, 3))
@@ -142,7 +143,7 @@ def test_score_ends_on_the_tonic_and_minor_keys_use_the_leading_tone():
         assert score.harmony[-1].chord.root == 0
         assert score.melody[-1].pitch % 12 == key.tonic
         assert score.bass[-1].pitch % 12 == key.tonic
-        scale = {(key.tonic + step) % 12 for step in synth._SCALES[key.mode]}
+        scale = {(key.tonic + step) % 12 for step in SCALES[key.mode]}
         if key.mode == Mode.MINOR:
             scale |= {(key.tonic + 9) % 12, (key.tonic + 11) % 12}  # melodic and harmonic minor
             played = {note.pitch % 12 for note in score.comping + score.melody}

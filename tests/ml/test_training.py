@@ -10,9 +10,12 @@ from ml.heads import HeadConfig, apply_temperature, predict_tracks, softmax, tra
 from ml.keys import ALL_KEYS, Key, Mode
 from ml.metrics import key_metrics, negative_log_likelihood
 from ml.training import (
+    Candidate,
+    TrainConfig,
     TrainingExample,
     default_candidates,
     fit_temperature,
+    fold_assignment,
     roll_pitch_classes,
     search_heads,
     split_validation,
@@ -106,25 +109,21 @@ def test_overfits_one_batch():
     examples = [
         TrainingExample(window_embeddings=rng.normal(size=(1, 16)).astype(np.float32), key=k) for k in keys
     ]
-    config = HeadConfig(
-        backbone="test",
-        input_dim=16,
-        hidden_dim=256,
-        dropout=0.0,
-        learning_rate=1e-2,
-        weight_decay=0.0,
-        epochs=15,
-    )
-    head = train_head(train=examples, config=config, seed=0, cyclic=False)
+    config = HeadConfig(backbone="test", input_dim=16, hidden_dim=256, dropout=0.0)
+    settings = TrainConfig(learning_rate=1e-2, weight_decay=0.0, epochs=15)
+    head = train_head(train=examples, config=config, train_config=settings, seed=0, cyclic=False)
     assert weighted_score(head, examples) == 1.0
 
 
 def test_training_is_seeded_and_reports_progress():
     examples = cyclic_examples(ALL_KEYS, seed=3)
-    config = HeadConfig(backbone="test", input_dim=36, hidden_dim=64, epochs=3)
+    config = HeadConfig(backbone="test", input_dim=36, hidden_dim=64)
+    settings = TrainConfig(epochs=3)
     fractions = []
-    first = train_head(train=examples, config=config, seed=7, cyclic=True, progress=fractions.append)
-    second = train_head(train=examples, config=config, seed=7, cyclic=True)
+    first = train_head(
+        train=examples, config=config, train_config=settings, seed=7, cyclic=True, progress=fractions.append
+    )
+    second = train_head(train=examples, config=config, train_config=settings, seed=7, cyclic=True)
     tracks = [example.window_embeddings for example in examples]
     np.testing.assert_array_equal(predict_tracks(first, tracks), predict_tracks(second, tracks))
     assert fractions == pytest.approx([1 / 3, 2 / 3, 1.0])
@@ -133,8 +132,14 @@ def test_training_is_seeded_and_reports_progress():
 def test_cyclic_augmentation_generalises_to_unseen_keys():
     seen = [key for key in ALL_KEYS if key.tonic in (0, 7)]  # C and G, major and minor
     unseen = [key for key in ALL_KEYS if key.tonic not in (0, 7)]
-    config = HeadConfig(backbone="test", input_dim=36, hidden_dim=256, dropout=0.5, epochs=20)
-    head = train_head(train=cyclic_examples(seen * 5, seed=4), config=config, seed=0, cyclic=True)
+    config = HeadConfig(backbone="test", input_dim=36, hidden_dim=256, dropout=0.5)
+    head = train_head(
+        train=cyclic_examples(seen * 5, seed=4),
+        config=config,
+        train_config=TrainConfig(epochs=20),
+        seed=0,
+        cyclic=True,
+    )
     assert weighted_score(head, cyclic_examples(unseen, seed=5)) >= 0.9
 
 
@@ -178,11 +183,13 @@ def test_temperature_sharpens_an_underconfident_set_and_never_hurts():
 
 def test_candidates_follow_the_paper_grid_with_a_good_config_first():
     candidates = default_candidates(backbone_name="test", input_dim=36)
-    first = candidates[0]
+    first = candidates[0].head
     assert (first.hidden_layers, first.hidden_dim, first.dropout) == (1, 2048, 0.9)
-    settings = {(c.hidden_layers, c.hidden_dim, c.dropout) for c in candidates if c.hidden_layers}
+    heads = [c.head for c in candidates]
+    settings = {(h.hidden_layers, h.hidden_dim, h.dropout) for h in heads if h.hidden_layers}
     assert len(settings) == 28 and (2, 8192, 0.9) not in settings
-    assert any(c.hidden_layers == 0 for c in candidates)
+    assert any(h.hidden_layers == 0 for h in heads)
+    assert {c.train.learning_rate for c in candidates} == {1e-3, 3e-4}
 
 
 def test_search_keeps_its_time_budget_and_the_best_trial():
@@ -205,17 +212,31 @@ def test_search_keeps_its_time_budget_and_the_best_trial():
     assert result.best_config.temperature == result.best_head.temperature
 
 
-def test_train_key_model_calibrates_on_a_validation_slice():
+def test_train_key_model_selects_by_cross_validation_and_calibrates_out_of_fold():
     examples = cyclic_examples(ALL_KEYS * 2, seed=8, noise=3.0)
-    candidates = [HeadConfig(backbone="test", input_dim=36, hidden_dim=128, dropout=0.5, epochs=10)]
+    candidates = [
+        Candidate(
+            head=HeadConfig(backbone="test", input_dim=36, hidden_dim=128, dropout=0.5),
+            train=TrainConfig(epochs=10),
+        ),
+        Candidate(
+            head=HeadConfig(backbone="test", input_dim=36, hidden_layers=0), train=TrainConfig(epochs=10)
+        ),
+    ]
     model = train_key_model(
-        train=examples, backbone_name="test", cyclic=True, time_budget_s=5, seed=0, candidates=candidates
+        train=examples, backbone_name="test", cyclic=True, time_budget_s=30, seed=0, candidates=candidates
     )
     validation = model.metrics_validation
-    assert validation["n"] == round(0.2 * len(examples))
+    # Out-of-fold: every label was predicted once by a head that did not see it.
+    assert validation["n"] == len(examples) and validation["folds"] == 5
+    assert len(model.trials) == 2
+    best = max(model.trials, key=lambda trial: (trial["weighted"], -trial["nll"]))
+    assert model.config.describe() in best["config"]
     assert validation["nll_after"] <= validation["nll_before"] + 1e-9
     assert 0.0 <= model.ece_after <= 1.0 and model.ece_before is not None
     assert model.config.temperature == validation["temperature"]
+    # The final head is trained on every label, so it fits the training set at least as well as the folds.
+    assert weighted_score(model.head, examples) >= validation["weighted"] - 1e-9
     # The temperature is what predict applies to the window-averaged probabilities.
     tracks = [example.window_embeddings for example in examples[:3]]
     np.testing.assert_allclose(
@@ -223,6 +244,33 @@ def test_train_key_model_calibrates_on_a_validation_slice():
         apply_temperature(np.exp(track_log_probabilities(model.head, tracks)), model.config.temperature),
         atol=1e-6,
     )
+
+
+def test_train_key_model_with_a_given_validation_set_uses_it():
+    examples = cyclic_examples(ALL_KEYS * 2, seed=8, noise=3.0)
+    train, validation = split_validation(examples, seed=0)
+    candidates = [
+        Candidate(
+            head=HeadConfig(backbone="test", input_dim=36, hidden_layers=0), train=TrainConfig(epochs=5)
+        )
+    ]
+    model = train_key_model(
+        train=train,
+        validation=validation,
+        backbone_name="test",
+        cyclic=True,
+        time_budget_s=10,
+        seed=0,
+        candidates=candidates,
+    )
+    assert model.metrics_validation["n"] == len(validation)
+
+
+def test_folds_are_balanced_and_seeded():
+    assignment = fold_assignment(23, folds=5, seed=1)
+    assert sorted(np.bincount(assignment).tolist()) == [4, 4, 5, 5, 5]
+    np.testing.assert_array_equal(assignment, fold_assignment(23, folds=5, seed=1))
+    assert not np.array_equal(assignment, fold_assignment(23, folds=5, seed=2))
 
 
 def test_few_labels_fall_back_to_a_fixed_config():

@@ -1,13 +1,9 @@
 """Active-learning simulation: an annotator who answers with known labels, a head retrained every `step`
-labels, and the learning curve on a held-out test set. Worker-side: imports ml (and torch) directly,
-touches no database."""
+labels, and the learning curve on a held-out test set. Imports torch; touches no database."""
 
 from __future__ import annotations
 
-import json
 import math
-import os
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -16,7 +12,14 @@ from pathlib import Path
 import numpy as np
 
 from ml.active import STRATEGIES, k_center_greedy, uncertainty_scores
+from ml.audio import AudioDecodeError
+from ml.backbones import get_backbone
+from ml.cache import embeddings_cached
+from ml.evaluation import head_evaluate
+from ml.files import json_write_atomic, write_atomic
+from ml.heads import predict_tracks
 from ml.keys import Key
+from ml.training import TrainingExample, train_key_model
 
 # Per-point fields of a curve; `n` is the number of test tracks.
 CURVE_METRICS = (
@@ -56,8 +59,6 @@ _backbones: dict[str, object] = {}
 
 
 def _backbone(name: str):
-    from ml.backbones import get_backbone
-
     if name not in _backbones:
         try:
             _backbones[name] = get_backbone(name)
@@ -74,9 +75,6 @@ def tracks_embed(
     progress: Callable[[int], None] | None = None,
 ) -> list[EmbeddedTrack]:
     """Window embeddings of every track, computed once per file content (ml.cache) and kept in memory."""
-    from ml.audio import AudioDecodeError
-    from ml.cache import embeddings_cached
-
     backbone = _backbone(backbone_name)
     embedded = []
     for path, key in tracks:
@@ -97,8 +95,6 @@ def tracks_embed(
 
 
 def _train(examples: Sequence[EmbeddedTrack], *, backbone_name: str, time_budget_s: float, seed: int):
-    from ml.training import TrainingExample, train_key_model
-
     trained = train_key_model(
         train=[TrainingExample(window_embeddings=e.window_embeddings, key=e.key) for e in examples],
         backbone_name=backbone_name,
@@ -110,18 +106,11 @@ def _train(examples: Sequence[EmbeddedTrack], *, backbone_name: str, time_budget
 
 
 def _probabilities(head, tracks: Sequence[EmbeddedTrack]) -> np.ndarray:
-    from ml.heads import predict_tracks
-
     return predict_tracks(head, [track.window_embeddings for track in tracks])
 
 
 def _test_metrics(head, test: Sequence[EmbeddedTrack]) -> dict:
-    from ml.metrics import expected_calibration_error, key_metrics
-
-    probabilities = _probabilities(head, test)
-    estimated = [Key.from_index(int(i)) for i in probabilities.argmax(axis=1)]
-    metrics = key_metrics([track.key for track in test], estimated)
-    metrics["ece"] = expected_calibration_error(probabilities, np.array([track.key.index for track in test]))
+    metrics = head_evaluate(head, [track.window_embeddings for track in test], [track.key for track in test])
     return {name: metrics[name] for name in CURVE_METRICS}
 
 
@@ -290,20 +279,8 @@ def reach_table(runs_by_strategy: dict[str, list[dict]], thresholds: Sequence[fl
     return table
 
 
-def _replace_atomically(path: Path, write: Callable[[Path], None]) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=f".{path.name}.", suffix=path.suffix, dir=path.parent)
-    os.close(handle)
-    try:
-        write(Path(temporary))
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-
-
 def result_write(path: Path, result: dict) -> None:
-    _replace_atomically(path, lambda target: target.write_text(json.dumps(result, indent=1) + "\n"))
+    json_write_atomic(path, result, indent=1)
 
 
 def curves_plot(
@@ -337,5 +314,5 @@ def curves_plot(
     axes.grid(alpha=0.3)
     axes.legend(loc="lower right")
     figure.tight_layout()
-    _replace_atomically(path, lambda target: figure.savefig(target, format="png"))
+    write_atomic(path, lambda target: figure.savefig(target, format="png"))
     plt.close(figure)

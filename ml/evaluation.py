@@ -1,0 +1,36 @@
+"""The one evaluation of a key head on labelled tracks: what the CLI, the training search, the
+simulation and the worker report."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import numpy as np
+
+from ml.heads import KeyHead, predict_tracks
+from ml.keys import Key
+from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+
+
+def metrics_from_probabilities(probabilities: np.ndarray, keys: Sequence[Key]) -> dict:
+    """key_metrics (weighted, outcome fractions, confusion, n) of the argmax, plus ECE and NLL."""
+    probabilities = np.asarray(probabilities)
+    if len(probabilities) != len(keys):
+        raise ValueError(f"{len(probabilities)} predictions for {len(keys)} keys")
+    labels = np.array([key.index for key in keys], dtype=np.int64)
+    estimated = [Key.from_index(int(index)) for index in probabilities.argmax(axis=1)]
+    metrics = key_metrics(list(keys), estimated)
+    metrics["ece"] = expected_calibration_error(probabilities, labels)
+    metrics["nll"] = negative_log_likelihood(probabilities, labels)
+    return metrics
+
+
+def head_evaluate(head: KeyHead, tracks: Sequence[np.ndarray], keys: Sequence[Key]) -> dict:
+    """Metrics of `head` (with its temperature) on tracks' window embeddings and their true keys.
+
+    Returns key_metrics' fields (`weighted`, `correct`, `fifth`, `relative`, `parallel`, `other`, …,
+    `confusion`, `n`) plus `ece` and `nll`.
+    """
+    if not tracks:
+        raise ValueError("no tracks to evaluate on")
+    return metrics_from_probabilities(predict_tracks(head, list(tracks)), keys)
