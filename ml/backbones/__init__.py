@@ -5,9 +5,9 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from ml.backbones.base import SAMPLE_RATE, Backbone
+from ml.backbones.base import ASSETS_DIR, SAMPLE_RATE, SKEY_CHECKPOINT_ENV, Backbone
 
-BACKBONE_NAMES = ("pitch_class", "myna_vertical")
+BACKBONE_NAMES = ("pitch_class", "myna_vertical", "skey")
 CHECKPOINT_ENV = "MYNA_CHECKPOINT"
 
 __all__ = ["BACKBONE_NAMES", "SAMPLE_RATE", "Backbone", "default_backbone_name", "get_backbone"]
@@ -29,12 +29,24 @@ def get_backbone(name: str, **options) -> Backbone:
         from ml.backbones.myna import MynaVerticalBackbone
 
         return MynaVerticalBackbone(checkpoint_path=checkpoint_path, **options)
+    if name == "skey":
+        from ml.backbones.skey import SKeyBackbone
+
+        return SKeyBackbone(**options)
     raise ValueError(f"unknown backbone {name!r}; choose one of: {', '.join(BACKBONE_NAMES)}")
 
 
 def default_backbone_name() -> str:
-    """'myna_vertical' when MYNA_CHECKPOINT names an existing file, else 'pitch_class'."""
+    """The one rule for which backbone KeyWeb uses when none is named.
+
+    'myna_vertical' when MYNA_CHECKPOINT names an existing file; else 'skey' when its network and its
+    shipped head are both present (ml/assets, or SKEY_CHECKPOINT); else 'pitch_class', which needs
+    no weights.
+    """
     checkpoint = os.environ.get(CHECKPOINT_ENV)
     if checkpoint and Path(checkpoint).is_file():
         return "myna_vertical"
+    skey_checkpoint = os.environ.get(SKEY_CHECKPOINT_ENV) or ASSETS_DIR / "skey_backbone.pt"
+    if Path(skey_checkpoint).is_file() and (ASSETS_DIR / "default_head_skey.pt").is_file():
+        return "skey"
     return "pitch_class"

@@ -3,10 +3,14 @@
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
+from pathlib import Path
 
 import numpy as np
 
 SAMPLE_RATE = 16_000
+# Where shipped weights live, and the variable that points the learned backbone at other weights.
+ASSETS_DIR = Path(__file__).resolve().parent.parent / "assets"
+SKEY_CHECKPOINT_ENV = "SKEY_CHECKPOINT"
 
 
 class Backbone(ABC):

@@ -178,7 +178,7 @@ def test_registry_builds_the_pitch_class_backbone_with_options():
     backbone = get_backbone("pitch_class", window_samples=200_000, hop_samples=50_000)
     assert isinstance(backbone, PitchClassBackbone) and isinstance(backbone, Backbone)
     assert (backbone.window_samples, backbone.hop_samples) == (200_000, 50_000)
-    assert BACKBONE_NAMES == ("pitch_class", "myna_vertical") and SAMPLE_RATE == 16_000
+    assert BACKBONE_NAMES == ("pitch_class", "myna_vertical", "skey") and SAMPLE_RATE == 16_000
 
 
 def test_registry_refuses_unknown_names_and_myna_without_weights(monkeypatch):
@@ -189,11 +189,21 @@ def test_registry_refuses_unknown_names_and_myna_without_weights(monkeypatch):
         get_backbone("myna_vertical")
 
 
-def test_default_backbone_is_myna_only_when_its_checkpoint_exists(monkeypatch, tmp_path):
+def test_default_backbone_rule_myna_then_skey_then_pitch_class(monkeypatch, tmp_path):
+    import ml.backbones
+
+    assets = tmp_path / "assets"
+    assets.mkdir()
+    monkeypatch.setattr(ml.backbones, "ASSETS_DIR", assets)
     monkeypatch.delenv("MYNA_CHECKPOINT", raising=False)
+    monkeypatch.delenv("SKEY_CHECKPOINT", raising=False)
     assert default_backbone_name() == "pitch_class"
+    (assets / "skey_backbone.pt").write_bytes(b"weights")
+    assert default_backbone_name() == "pitch_class"  # a network without its shipped head is not enough
+    (assets / "default_head_skey.pt").write_bytes(b"head")
+    assert default_backbone_name() == "skey"
     monkeypatch.setenv("MYNA_CHECKPOINT", str(tmp_path / "missing.pt"))
-    assert default_backbone_name() == "pitch_class"
+    assert default_backbone_name() == "skey"  # a wrong Myna path never selects Myna
     checkpoint = tmp_path / "myna.pt"
     checkpoint.write_bytes(b"weights")
     monkeypatch.setenv("MYNA_CHECKPOINT", str(checkpoint))

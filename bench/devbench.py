@@ -1,0 +1,190 @@
+"""Devbench in one run: cold start, learning curves (3 seeds) with ECE, peers on the same test files,
+and `python -m ml predict` against essentia's KeyExtractor on the same 100 files (whole processes).
+
+    python bench/devbench.py --devbench var/devbench --out docs/curves/devbench.json
+
+Never trains or tunes on test.csv: curves draw their labels from train.csv; test.csv is only measured.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from bench.peers import PeerError, run_peer  # noqa: E402
+from ml.backbones import get_backbone  # noqa: E402
+from ml.cache import embeddings_cached_many  # noqa: E402
+from ml.cli import default_head_path  # noqa: E402
+from ml.evaluation import metrics_from_probabilities  # noqa: E402
+from ml.files import json_write_atomic  # noqa: E402
+from ml.heads import load_head, predict_tracks  # noqa: E402
+from ml.keys import Key, Mode  # noqa: E402
+from ml.labelfile import read_label_file  # noqa: E402
+from ml.metrics import key_metrics  # noqa: E402
+from ml.training import TrainingExample, train_key_model  # noqa: E402
+
+SUMMARY = ("weighted", "correct", "fifth", "relative", "parallel", "other", "ece", "n")
+
+
+def minor_weighted(reference: list[Key], estimated: list[Key | None]) -> float:
+    pairs = [(r, e) for r, e in zip(reference, estimated, strict=True) if r.mode == Mode.MINOR]
+    return key_metrics([r for r, _ in pairs], [e for _, e in pairs])["weighted"]
+
+
+def summary_of(probabilities: np.ndarray, keys: list[Key]) -> dict:
+    metrics = metrics_from_probabilities(probabilities, keys)
+    estimated = [Key.from_index(int(i)) for i in probabilities.argmax(axis=1)]
+    return {**{name: metrics[name] for name in SUMMARY}, "minor_weighted": minor_weighted(keys, estimated)}
+
+
+def embed(backbone, paths, cache_dir: Path) -> tuple[list[np.ndarray], float]:
+    started = time.perf_counter()
+    embeddings, _ = embeddings_cached_many(paths, backbone, cache_dir)
+    return embeddings, time.perf_counter() - started
+
+
+def curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args) -> list[dict]:
+    points = []
+    for size in args.sizes:
+        for seed in args.seeds:
+            chosen = np.random.default_rng([seed, size]).permutation(len(train_keys))[:size]
+            examples = [
+                TrainingExample(window_embeddings=train_embeddings[i], key=train_keys[i]) for i in chosen
+            ]
+            started = time.perf_counter()
+            model = train_key_model(
+                train=examples,
+                backbone_name=backbone.name,
+                cyclic=backbone.cyclic_transposition,
+                time_budget_s=args.time_budget,
+                seed=seed,
+            )
+            seconds = time.perf_counter() - started
+            point = summary_of(predict_tracks(model.head, test_embeddings), test_keys)
+            point.update(
+                labels=size, seed=seed, head=model.config.describe(), train_seconds=round(seconds, 1)
+            )
+            print(json.dumps({"backbone": backbone.name, **point}), flush=True)
+            points.append(point)
+    return points
+
+
+def mean_curve(points: list[dict]) -> list[dict]:
+    by_size: dict[int, list[dict]] = {}
+    for point in points:
+        by_size.setdefault(point["labels"], []).append(point)
+    rows = []
+    for size, group in sorted(by_size.items()):
+        weighted = [p["weighted"] for p in group]
+        rows.append(
+            {
+                "labels": size,
+                "weighted_mean": float(np.mean(weighted)),
+                "weighted_spread": float(np.max(weighted) - np.min(weighted)),
+                "minor_weighted_mean": float(np.mean([p["minor_weighted"] for p in group])),
+                "relative_mean": float(np.mean([p["relative"] for p in group])),
+                "ece_mean": float(np.mean([p["ece"] for p in group])),
+                "seeds": len(group),
+            }
+        )
+    return rows
+
+
+def run_peers(test_paths, test_keys, args) -> dict:
+    results = {}
+    runs = [("essentia", profile) for profile in args.essentia_profiles] + [("librosa", None)]
+    for peer, profile in runs:
+        name = peer if profile is None else f"essentia_{profile}"
+        if profile:
+            os.environ["ESSENTIA_PROFILE"] = profile
+        try:
+            run = run_peer(peer, test_paths, threads=2)
+        except PeerError as error:
+            results[name] = {"error": str(error)[:300]}
+            continue
+        metrics = key_metrics(test_keys, run.keys)
+        results[name] = {
+            **{field: metrics[field] for field in SUMMARY if field in metrics},
+            "minor_weighted": minor_weighted(test_keys, run.keys),
+            "wall_s": round(run.wall_s, 2),
+            "version": run.version,
+        }
+        print(json.dumps({"peer": name, **results[name]}), flush=True)
+    os.environ.pop("ESSENTIA_PROFILE", None)
+    return results
+
+
+def speed(paths: list[str], head: Path, args) -> dict:
+    """Whole-process wall time on the same files: `python -m ml predict` vs essentia's KeyExtractor."""
+    started = time.perf_counter()
+    command = [sys.executable, "-m", "ml", "predict", "--head", str(head), "--top", "1", *paths]
+    environment = {**os.environ, "OMP_NUM_THREADS": "2"}
+    completed = subprocess.run(command, capture_output=True, text=True, check=False, env=environment)
+    ours = time.perf_counter() - started
+    os.environ["ESSENTIA_PROFILE"] = "bgate"
+    essentia = run_peer("essentia", paths, threads=2).wall_s
+    return {
+        "files": len(paths),
+        "ml_predict_s": round(ours, 2),
+        "ml_predict_rc": completed.returncode,
+        "essentia_s": round(essentia, 2),
+        "ratio_ml_over_essentia": round(ours / essentia, 3),
+    }
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--devbench", type=Path, default=Path("var/devbench"))
+    parser.add_argument("--backbones", nargs="+", default=["skey", "pitch_class"])
+    parser.add_argument("--sizes", nargs="+", type=int, default=[25, 50, 100, 240])
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    parser.add_argument("--time-budget", type=float, default=20.0)
+    parser.add_argument("--essentia-profiles", nargs="*", default=["bgate", "edma", "krumhansl"])
+    parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/embeddings"))
+    parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--speed-files", type=int, default=100)
+    parser.add_argument("--out", type=Path, required=True)
+    args = parser.parse_args()
+
+    train_rows = read_label_file(args.devbench / "train.csv", allow_no_key=False)
+    test_rows = read_label_file(args.devbench / "test.csv", allow_no_key=False)
+    if {row.path for row in train_rows} & {row.path for row in test_rows}:
+        raise SystemExit("train.csv and test.csv overlap")
+    train_keys, test_keys = [row.key for row in train_rows], [row.key for row in test_rows]
+    report: dict = {"command": " ".join(sys.argv), "n_train": len(train_rows), "n_test": len(test_rows)}
+    report["peers"] = {} if args.skip_peers else run_peers([str(r.path) for r in test_rows], test_keys, args)
+    report["backbones"] = {}
+    for name in args.backbones:
+        backbone = get_backbone(name)
+        test_embeddings, test_embed_s = embed(backbone, [r.path for r in test_rows], args.cache_dir)
+        train_embeddings, _ = embed(backbone, [r.path for r in train_rows], args.cache_dir)
+        entry: dict = {"embed_test_s": round(test_embed_s, 1)}
+        head_path = default_head_path(name)
+        if head_path.is_file():
+            shipped = load_head(head_path)
+            entry["zero_labels"] = summary_of(predict_tracks(shipped.head, test_embeddings), test_keys)
+            print(json.dumps({"backbone": name, "zero_labels": entry["zero_labels"]}), flush=True)
+        entry["points"] = curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args)
+        entry["curve"] = mean_curve(entry["points"])
+        report["backbones"][name] = entry
+        json_write_atomic(args.out, report)
+    if args.speed_files and not args.skip_peers:
+        name = args.backbones[0]
+        paths = [str(row.path) for row in (test_rows + train_rows)[: args.speed_files]]
+        report["speed"] = speed(paths, default_head_path(name), args)
+        print(json.dumps({"speed": report["speed"]}), flush=True)
+    json_write_atomic(args.out, report)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

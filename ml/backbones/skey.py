@@ -1,0 +1,96 @@
+"""The learned backbone: log-CQT → SKeyNet, one (2 + E) × 12 pitch-class embedding per analysis window.
+
+Windows are pooled from one pass of the network over the whole track (it is fully convolutional), so
+overlapping windows cost nothing extra. The embedding's channels are the 24 key logits (major, minor)
+followed by E learned feature channels, each a 12-vector indexed by pitch class with C first: rolling
+it is exactly what transposing the input spectrogram does to it (see ml.backbones.skey_net).
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from ml.augmentation import roll_pitch_classes
+from ml.backbones.base import ASSETS_DIR, SKEY_CHECKPOINT_ENV, Backbone
+from ml.backbones.logcqt import FEATURE_VERSION, FRAME_SECONDS, LogCQT, band_signals
+from ml.backbones.skey_net import N_PITCH_CLASSES, SKeyNet, load_model, weights_sha256
+
+DEFAULT_CHECKPOINT = ASSETS_DIR / "skey_backbone.pt"
+WINDOW_SECONDS = 10.0
+HOP_SECONDS = 5.0
+
+
+def default_checkpoint() -> Path:
+    return Path(os.environ.get(SKEY_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
+
+
+class SKeyBackbone(Backbone):
+    name = "skey"
+    cyclic_transposition = True
+
+    def __init__(
+        self,
+        *,
+        checkpoint_path: str | os.PathLike | None = None,
+        model: SKeyNet | None = None,
+        device: str | None = None,
+        window_seconds: float = WINDOW_SECONDS,
+        hop_seconds: float = HOP_SECONDS,
+    ) -> None:
+        self.checkpoint_path = str(checkpoint_path or default_checkpoint()) if model is None else None
+        self._model = model if model is not None else load_model(self.checkpoint_path)
+        self._model.eval()
+        self._device = torch.device(device or ("cuda" if torch.cuda.is_available() else "cpu"))
+        self._model.to(self._device)
+        self._front_end = LogCQT().to(self._device).eval()
+        self.window_seconds = window_seconds
+        self.hop_seconds = hop_seconds
+        self.embedding_dim = self._model.config.embedding_dim
+        self._weights_sha256 = weights_sha256(self._model)
+
+    def fingerprint(self) -> str:
+        """Name + feature version + the network's weights hash + windowing: what changes the numbers."""
+        return (
+            f"{self.name}:features{FEATURE_VERSION}:{self._weights_sha256}:"
+            f"{self.window_seconds:g}/{self.hop_seconds:g}"
+        )
+
+    def log_cqt(self, audio: np.ndarray) -> torch.Tensor:
+        signals = [torch.from_numpy(signal)[None].to(self._device) for signal in band_signals(audio)]
+        with torch.inference_mode():
+            return self._front_end(signals)
+
+    def _frame_features(self, audio: np.ndarray) -> torch.Tensor:
+        with torch.inference_mode():
+            return self._model(self.log_cqt(audio))[0]  # (channels, 84, frames)
+
+    def _windows(self, frame_features: torch.Tensor) -> np.ndarray:
+        frames = frame_features.shape[-1]
+        seconds_per_frame = FRAME_SECONDS * self._frames_per_output()
+        window = max(1, round(self.window_seconds / seconds_per_frame))
+        hop = max(1, round(self.hop_seconds / seconds_per_frame))
+        starts = list(range(0, max(frames - window, 0) + 1, hop))
+        if frames > window and frames - (starts[-1] + window) >= window // 4:
+            starts.append(frames - window)
+        with torch.inference_mode():
+            pooled = torch.stack(
+                [SKeyNet.pool(frame_features[None, :, :, start : start + window])[0] for start in starts]
+            )
+        return pooled.reshape(len(starts), -1).float().cpu().numpy()
+
+    def _frames_per_output(self) -> int:
+        config = self._model.config
+        return config.input_time_pool * 2**config.time_pools
+
+    def window_embeddings(self, audio: np.ndarray) -> np.ndarray:
+        return self._windows(self._frame_features(np.asarray(audio, dtype=np.float32)))
+
+    def transpose_embeddings(self, embeddings: np.ndarray, semitones: int) -> np.ndarray:
+        return roll_pitch_classes(embeddings, semitones)
+
+
+__all__ = ["N_PITCH_CLASSES", "SKeyBackbone", "default_checkpoint"]

@@ -1,0 +1,191 @@
+"""The learned backbone: front-end alignment, exact transposition equivariance, checkpoints, pretraining
+that learns and resumes after a kill, and the backbone interface."""
+
+import numpy as np
+import pytest
+import torch
+
+from ml.backbones.logcqt import BINS_PER_SEMITONE, LOWEST_MIDI, N_BINS, log_cqt
+from ml.backbones.skey_net import (
+    BackboneLoadError,
+    SKeyConfig,
+    SKeyNet,
+    load_model,
+    save_checkpoint,
+    weights_sha256,
+)
+from ml.keys import ALL_KEYS, Key
+from ml.pretrain import (
+    PretrainConfig,
+    PretrainTrack,
+    consistency_loss,
+    key_signature,
+    pretrain,
+    pretraining_losses,
+)
+
+TINY = SKeyConfig(channels=(4, 6, 8, 8), embedding_channels=3, semitone_kernel=5)
+
+
+def tiny_model(seed: int = 0) -> SKeyNet:
+    torch.manual_seed(seed)
+    model = SKeyNet(config=TINY)
+    # Non-trivial batch-norm statistics, so eval mode is tested with real affine maps.
+    with torch.no_grad():
+        model.train()
+        model(torch.randn(4, N_BINS, 64))
+    return model.eval()
+
+
+def test_a_sinusoid_lands_on_its_bin_with_c_first():
+    sample_rate, seconds = 16_000, 2.0
+    t = np.arange(int(sample_rate * seconds)) / sample_rate
+    for midi in (36, 57, 69, 88):
+        tone = 0.5 * np.sin(2 * np.pi * 440 * 2 ** ((midi - 69) / 12) * t).astype(np.float32)
+        spectrum = log_cqt(tone)
+        assert spectrum.shape[0] == N_BINS
+        assert int(spectrum.mean(axis=1).argmax()) == BINS_PER_SEMITONE * (midi - LOWEST_MIDI) + 1
+
+
+@pytest.mark.parametrize("semitones", [1, 5, -3, 11])
+def test_rolling_the_spectrogram_rolls_the_output_exactly(semitones):
+    model = tiny_model()
+    spectrogram = torch.rand(2, N_BINS, 40) * 3
+    with torch.no_grad():
+        pooled = SKeyNet.pool(model(spectrogram))
+        rolled = SKeyNet.pool(model(torch.roll(spectrogram, BINS_PER_SEMITONE * semitones, dims=1)))
+    assert pooled.shape == (2, 2 + TINY.embedding_channels, 12)
+    torch.testing.assert_close(rolled, torch.roll(pooled, semitones, dims=-1), atol=1e-5, rtol=1e-5)
+    # And the 24 key logits move to the transposed key, major and minor alike.
+    with torch.no_grad():
+        logits = model.key_logits(spectrogram)[0]
+        moved = model.key_logits(torch.roll(spectrogram, BINS_PER_SEMITONE * semitones, dims=1))[0]
+    for key in (Key.parse("C major"), Key.parse("A minor")):
+        assert float(moved[key.transpose(semitones).index]) == pytest.approx(
+            float(logits[key.index]), abs=1e-5
+        )
+
+
+def test_the_default_network_is_small():
+    assert SKeyNet(config=SKeyConfig()).num_parameters() <= 1_000_000
+
+
+def test_checkpoint_round_trip_rebuilds_the_same_network(tmp_path):
+    model = tiny_model()
+    path = save_checkpoint(tmp_path / "net.pt", model=model, extra={"note": "test"})
+    loaded = load_model(path)
+    assert loaded.config == TINY and weights_sha256(loaded) == weights_sha256(model)
+    spectrogram = torch.rand(1, N_BINS, 24)
+    with torch.no_grad():
+        torch.testing.assert_close(loaded(spectrogram), model(spectrogram))
+    (tmp_path / "junk.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(BackboneLoadError, match="not a readable checkpoint"):
+        load_model(tmp_path / "junk.pt")
+    with pytest.raises(BackboneLoadError, match="does not exist"):
+        load_model(tmp_path / "missing.pt")
+
+
+def test_consistency_loss_is_zero_only_for_equal_one_hot_signatures():
+    one_hot = torch.eye(12)[[0, 7]]
+    assert float(consistency_loss(one_hot, one_hot)) == pytest.approx(0.0, abs=1e-6)
+    assert float(consistency_loss(one_hot, one_hot.flip(0))) > 0.1
+    uniform = torch.full((2, 12), 1 / 12)
+    assert float(consistency_loss(uniform, uniform)) == pytest.approx(0.5, abs=1e-6)
+    # C major and A minor share a key signature.
+    probabilities = torch.zeros(2, 24)
+    probabilities[0, Key.parse("C major").index] = 1
+    probabilities[1, Key.parse("A minor").index] = 1
+    torch.testing.assert_close(key_signature(probabilities)[0], key_signature(probabilities)[1])
+
+
+def _key_tracks(n: int, frames: int = 48, *, labelled: bool = True) -> list[PretrainTrack]:
+    """Spectrograms with energy on the key's triad pitch classes in every octave: a learnable toy."""
+    rng = np.random.default_rng(n)
+    tracks = []
+    for i in range(n):
+        key = ALL_KEYS[i % 24]
+        third = 4 if key.mode == 0 else 3
+        spectrum = rng.random((N_BINS, frames)).astype(np.float32) * 0.3
+        for interval, gain in ((0, 2.0), (third, 1.2), (7, 1.5)):
+            pitch_class = (key.tonic + interval) % 12
+            for octave in range(7):
+                spectrum[(octave * 12 + pitch_class) * BINS_PER_SEMITONE + 1] += gain
+        tracks.append(PretrainTrack(log_cqt=spectrum.astype(np.float16), key=key if labelled else None))
+    return tracks
+
+
+def test_supervised_pretraining_overfits_a_small_batch(tmp_path):
+    tracks = _key_tracks(24)
+    config = PretrainConfig(steps=40, batch_size=24, segment_seconds=1.0, warmup_steps=2, learning_rate=1e-2)
+    pretrain(tracks, out=tmp_path / "net.pt", config=config, model_config=TINY)
+    model = load_model(tmp_path / "net.pt")
+    spectrogram = torch.from_numpy(np.stack([t.log_cqt for t in tracks]).astype(np.float32))
+    with torch.no_grad():
+        predicted = model.key_logits(spectrogram).argmax(dim=1)
+    accuracy = float((predicted == torch.tensor([t.key.index for t in tracks])).float().mean())
+    assert accuracy >= 0.9
+
+
+def test_every_loss_term_is_finite_and_has_gradients_without_labels():
+    model = tiny_model()
+    model.train()
+    tracks = _key_tracks(4, labelled=False)
+    excerpts = torch.from_numpy(np.stack([t.log_cqt for t in tracks]).astype(np.float32))
+    terms = pretraining_losses(model, excerpts, excerpts.flip(2), torch.full((4,), -1), PretrainConfig())
+    assert (
+        all(torch.isfinite(value.detach()) for value in terms.values()) and float(terms["supervised"]) == 0.0
+    )
+    terms["total"].backward()
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_pretraining_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path):
+    tracks = _key_tracks(8, labelled=False) + _key_tracks(4)
+    config = PretrainConfig(steps=6, batch_size=4, segment_seconds=1.0, checkpoint_every=2, warmup_steps=1)
+    straight = pretrain(tracks, out=tmp_path / "straight.pt", config=config, model_config=TINY)
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_3(step, steps, losses):
+        if step == 3:
+            raise Killed
+
+    with pytest.raises(Killed):
+        pretrain(
+            tracks, out=tmp_path / "killed.pt", config=config, model_config=TINY, progress=kill_at_step_3
+        )
+    state = torch.load(tmp_path / "killed.pt", weights_only=True)
+    assert state["pretraining"]["step"] == 2 and "optimizer" in state  # the last periodic checkpoint
+    resumed = pretrain(tracks, out=tmp_path / "killed.pt", config=config, model_config=TINY, resume=True)
+    assert resumed.resumed_from == 2 and resumed.steps_done == 6
+    assert weights_sha256(load_model(tmp_path / "killed.pt")) == weights_sha256(
+        load_model(straight.checkpoint)
+    )
+    final = torch.load(tmp_path / "killed.pt", weights_only=True)
+    assert final["pretraining"]["complete"] and "optimizer" not in final
+    assert (
+        final["config"]["channels"] == list(TINY.channels)
+        or tuple(final["config"]["channels"]) == TINY.channels
+    )
+
+
+def test_backbone_embeddings_roll_with_transposition_and_fingerprint_follows_weights(tmp_path):
+    from ml.backbones.skey import SKeyBackbone
+    from ml.cache import backbone_fingerprint
+
+    model = tiny_model()
+    backbone = SKeyBackbone(model=model, device="cpu")
+    audio = np.random.default_rng(0).normal(0, 0.1, 16_000 * 20).astype(np.float32)
+    embeddings = backbone.window_embeddings(audio)
+    assert embeddings.shape[1] == backbone.embedding_dim == TINY.embedding_dim and len(embeddings) >= 2
+    assert backbone.cyclic_transposition
+    np.testing.assert_array_equal(
+        backbone.transpose_embeddings(embeddings, 12), embeddings
+    )  # a whole octave is the identity
+    other = SKeyBackbone(model=tiny_model(seed=1), device="cpu")
+    assert backbone_fingerprint(backbone) != backbone_fingerprint(other)
+    assert backbone_fingerprint(backbone).startswith("skey-")
+    assert backbone_fingerprint(SKeyBackbone(model=tiny_model(), device="cpu")) == backbone_fingerprint(
+        backbone
+    )
