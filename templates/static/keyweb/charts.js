@@ -127,44 +127,95 @@
       stroke: ACCENT,
       "stroke-width": 2,
     }));
+    // Versions trained on the same number of labels would sit on one spot: spread them sideways a little
+    // and stack their names, so each stays readable.
+    const sameX = new Map();
+    for (const point of sorted) sameX.set(point.x, (sameX.get(point.x) || 0) + 1);
+    const seen = new Map();
     for (const point of sorted) {
-      const dot = kw.svg("circle", { cx: xOf(point.x), cy: yOf(point.y), r: 4, fill: ACCENT });
+      const count = sameX.get(point.x);
+      const index = seen.get(point.x) || 0;
+      seen.set(point.x, index + 1);
+      const cx = xOf(point.x) + (index - (count - 1) / 2) * 9;
+      const dot = kw.svg("circle", { cx, cy: yOf(point.y), r: 4, fill: ACCENT });
       dot.append(kw.svg("title", {}, `${point.label}: ${point.y.toFixed(3)} with ${point.x} labels`));
       svg.append(dot);
-      svg.append(kw.svg("text", { x: xOf(point.x) - 6, y: yOf(point.y) - 8, "text-anchor": "end", class: "axis" }, point.label));
+      svg.append(kw.svg("text", { x: cx - 6, y: yOf(point.y) - 8 - index * 12, "text-anchor": "end", class: "axis" }, point.label));
     }
   };
 
-  /* matrix[row][column] of counts; rows are the reference, columns the estimate. */
+  /* matrix[row][column] of counts; rows are the reference, columns the estimate. Each cell shows its
+     count; the colour scale under the matrix says what the shades mean (0 is blank). */
+  const HEAT = [11, 92, 173];
+  function heatFill(share) {
+    return `rgba(${HEAT.join(", ")}, ${(0.12 + 0.88 * share).toFixed(3)})`;
+  }
+
   kw.heatmap = function (container, { matrix, labels, label }) {
     const n = labels.length;
-    const cell = 16;
-    const left = 42;
-    const top = 42;
-    const size = left + n * cell + 8;
-    const svg = frame(container, { width: size, height: top + n * cell + 24, label });
+    const cell = 18;
+    const left = 44;
+    const top = 44;
+    const right = 34;
+    const legendTop = top + n * cell + 30;
+    const size = left + n * cell + right;
+    const svg = frame(container, { width: size, height: legendTop + 34, label });
     const max = Math.max(1, ...matrix.flat());
+    const total = matrix.flat().reduce((a, b) => a + b, 0);
     matrix.forEach((row, r) => {
       const rowTotal = row.reduce((a, b) => a + b, 0);
       row.forEach((count, c) => {
         const share = count / max;
+        const x = left + c * cell;
+        const y = top + r * cell;
         const rect = kw.svg("rect", {
-          x: left + c * cell,
-          y: top + r * cell,
+          x,
+          y,
           width: cell - 1,
           height: cell - 1,
-          fill: count ? `rgba(11, 92, 173, ${0.15 + 0.85 * share})` : r === c ? "#eef3fa" : "#f6f7f9",
+          fill: count ? heatFill(share) : r === c ? "#eef3fa" : "#f6f7f9",
+          "data-count": String(count),
         });
         rect.append(kw.svg("title", {}, `reference ${labels[r]}, predicted ${labels[c]}: ${count}${rowTotal ? ` of ${rowTotal}` : ""}`));
         svg.append(rect);
+        if (count) {
+          svg.append(kw.svg("text", {
+            x: x + (cell - 1) / 2,
+            y: y + cell * 0.68,
+            "text-anchor": "middle",
+            class: "cell-count",
+            fill: share > 0.45 ? "#fff" : INK,
+          }, String(count)));
+        }
       });
-      svg.append(kw.svg("text", { x: left - 4, y: top + r * cell + cell * 0.72, "text-anchor": "end", class: "axis tiny" }, labels[r]));
+      svg.append(kw.svg("text", { x: left - 4, y: top + r * cell + cell * 0.7, "text-anchor": "end", class: "axis tiny" }, labels[r]));
+      svg.append(kw.svg("text", { x: left + n * cell + 4, y: top + r * cell + cell * 0.7, class: "axis tiny" }, rowTotal ? String(rowTotal) : ""));
     });
     labels.forEach((name, c) => {
       const x = left + c * cell + cell * 0.7;
       svg.append(kw.svg("text", { x, y: top - 4, transform: `rotate(-60 ${x} ${top - 4})`, class: "axis tiny" }, name));
     });
-    svg.append(kw.svg("text", { x: left, y: top + n * cell + 18, class: "axis" }, "rows: true key · columns: predicted key"));
+    svg.append(kw.svg("text", { x: left + n * cell + 4, y: top - 6, class: "axis tiny" }, "n"));
+    svg.append(kw.svg("text", { x: left, y: top + n * cell + 16, class: "axis" }, `rows: true key · columns: predicted key · ${total} tracks`));
+    // The colour scale: a gradient bar from 1 to the largest count (a path, so the cells stay the only rects).
+    const gradientId = `heat-scale-${Math.random().toString(36).slice(2, 8)}`;
+    const defs = kw.svg("defs");
+    const gradient = kw.svg("linearGradient", { id: gradientId, x1: "0", x2: "1", y1: "0", y2: "0" });
+    gradient.append(kw.svg("stop", { offset: "0", "stop-color": heatFill(1 / max) }));
+    gradient.append(kw.svg("stop", { offset: "1", "stop-color": heatFill(1) }));
+    defs.append(gradient);
+    svg.append(defs);
+    const barWidth = Math.min(220, n * cell);
+    const scale = kw.svg("path", {
+      d: `M ${left} ${legendTop} h ${barWidth} v 10 h ${-barWidth} Z`,
+      fill: `url(#${gradientId})`,
+      stroke: "#c5ccd6",
+      class: "heat-scale",
+    });
+    svg.append(scale);
+    svg.append(kw.svg("text", { x: left, y: legendTop + 24, class: "axis tiny" }, "1"));
+    svg.append(kw.svg("text", { x: left + barWidth, y: legendTop + 24, "text-anchor": "end", class: "axis tiny" }, `${max} tracks`));
+    svg.append(kw.svg("text", { x: left + barWidth + 8, y: legendTop + 9, class: "axis tiny" }, "colour: tracks in the cell"));
   };
 
   kw.chartColors = { ACCENT, MINOR, INK, MUTED };
