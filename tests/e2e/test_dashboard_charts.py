@@ -50,3 +50,27 @@ def test_confusion_counts_colour_scale_and_a_readable_learning_curve(page, roles
     centres = {dots.nth(i).get_attribute("cx") for i in range(2)}
     assert len(centres) == 2  # same number of labels, still two separate points
     assert page.console_errors == []
+
+
+def test_the_dashboard_shows_agreement_between_annotators(page, roles, admin_user, annotator, settings):
+    from django.contrib.auth.models import User
+
+    from tests.annotations.api.helpers import annotate, make_track
+
+    settings.KEYWEB = {**settings.KEYWEB, "ANNOTATIONS_REQUIRED": 2}
+    bob = User.objects.create_user(username="bob", password="bob-password-1")
+    bob.groups.add(roles["annotator"])
+    same, different = make_track(), make_track()
+    annotate(same, annotator, "C major")
+    annotate(same, bob, "C major")
+    annotate(different, annotator, "C major")
+    annotate(different, bob, "G major")  # a fifth apart, disputed: no consensus
+    log_in(page, "ada")
+    page.goto("/dashboard/")
+    row = page.locator('#agreement-table tr[data-username="anna"]')
+    row.wait_for()
+    cells = row.locator("td").all_text_contents()
+    # 2 labels; consensus only on `same` (1 track, agreed); with bob: 1 of 2 the same, weighted
+    # (1 + (0.5 + 0) / 2) / 2 = 0.625.
+    assert cells == ["2", "1", "100%", "100%", "bob: 50% · 63% · 2"]
+    assert page.console_errors == []

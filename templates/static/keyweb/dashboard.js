@@ -141,7 +141,61 @@
     startPolling();
   });
 
+  // --- agreement: each annotator against the consensus and against each other (/api/v1/annotators) ----------
+  function percent(share) {
+    return share === null || share === undefined ? "—" : `${Math.round(share * 100)}%`;
+  }
+  function cell(text, className = "num") {
+    const td = document.createElement("td");
+    td.className = className;
+    td.textContent = text;
+    return td;
+  }
+  async function drawAgreement() {
+    const box = $("agreement-table");
+    if (!box) return;
+    const response = await kw.requestJSON(box.dataset.url);
+    if (!response.ok) {
+      box.textContent = kw.errorText(response.body);
+      return;
+    }
+    kw.agreement = response.body;
+    if (!response.body.length) {
+      box.textContent = "Nobody has labeled yet.";
+      return;
+    }
+    const table = document.createElement("table");
+    table.className = "compact agreement";
+    table.innerHTML = `<thead><tr><th scope="col">Who</th><th scope="col" class="num">Labels</th>
+      <th scope="col" class="num">With consensus: n</th><th scope="col" class="num">Exact</th><th scope="col" class="num">Weighted</th>
+      <th scope="col">With each other annotator (exact · weighted · n)</th></tr></thead>`;
+    const body = document.createElement("tbody");
+    for (const row of response.body) {
+      const tr = document.createElement("tr");
+      tr.dataset.username = row.username;
+      const who = document.createElement("th");
+      who.scope = "row";
+      who.textContent = row.username;
+      const consensus = row.with_consensus;
+      const others = row.with_others
+        .map((pair) => `${pair.with}: ${percent(pair.exact)} · ${percent(pair.weighted)} · ${pair.n}`)
+        .join("; ");
+      tr.append(
+        who,
+        cell(String(row.labels)),
+        cell(String(consensus.n)),
+        cell(percent(consensus.exact)),
+        cell(percent(consensus.weighted)),
+        cell(others || "—", "pairs"),
+      );
+      body.append(tr);
+    }
+    table.append(body);
+    box.replaceChildren(table);
+  }
+
   drawCharts();
+  drawAgreement();
   if (kw.trainingStatus) showStatus(kw.trainingStatus);
   if (kw.trainingStatus && RUNNING.has(kw.trainingStatus.status)) startPolling();
 })(window.keyweb);
