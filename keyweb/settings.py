@@ -180,6 +180,12 @@ DATA_UPLOAD_MAX_NUMBER_FILES = 500
 KEYWEB = {
     "MAX_UPLOAD_BYTES": int(env_number("KEYWEB_MAX_UPLOAD_MB", 200) * 1024 * 1024),
     "MAX_DURATION_S": env_number("KEYWEB_MAX_DURATION_S", 20 * 60),
+    # Shorter audio holds no key to hear (a 1-sample WAV decodes fine): refused at import.
+    "MIN_DURATION_S": env_number("KEYWEB_MIN_DURATION_S", 1.0),
+    # Label imports (API and import_labels): each .jams/.key member of an archive, and all of them together,
+    # uncompressed. A zip bomb is refused from its directory before anything is decompressed.
+    "IMPORT_MAX_MEMBER_BYTES": int(env_number("KEYWEB_IMPORT_MAX_MEMBER_MB", 4) * 1024 * 1024),
+    "IMPORT_MAX_TOTAL_BYTES": int(env_number("KEYWEB_IMPORT_MAX_TOTAL_MB", 200) * 1024 * 1024),
     "MODEL_DIR": Path(env_str("KEYWEB_MODEL_DIR", str(VAR_DIR / "models"))),
     "EMBEDDING_DIR": Path(env_str("KEYWEB_EMBEDDING_DIR", str(MEDIA_ROOT / "embeddings"))),
     "MYNA_CHECKPOINT": env_str("MYNA_CHECKPOINT"),

@@ -1,17 +1,17 @@
-"""The API's JSON parser, bounded before anything is built: body size, nesting depth and number length are
-checked without recursion, so a hostile body is a 400 (or 413) rather than a RecursionError or an
-OverflowError deep in a serializer. `POST /api/v1/auth/token` parses bodies from anyone."""
+"""The API's JSON parser, bounded before anything is built: nesting depth and number length are checked
+without recursion, so a hostile body is a 400 rather than a RecursionError or an OverflowError deep in a
+serializer. `POST /api/v1/auth/token` parses bodies from anyone. The body's size is Django's
+DATA_UPLOAD_MAX_MEMORY_SIZE (DRF reads JSON through `request.body`; annotations.api.errors answers 413).
+
+Imports nothing from this package: DRF's APIView loads the parser classes when it is defined."""
 
 from __future__ import annotations
 
 import json
 import re
 
-from django.conf import settings
 from rest_framework.exceptions import ParseError
 from rest_framework.parsers import JSONParser, get_encoding
-
-from .errors import PayloadTooLarge
 
 MAX_DEPTH = 32  # our deepest body is an object of lists of objects: 3
 MAX_NUMBER_DIGITS = 50  # a float has 17 significant digits; 50 leaves room for any honest spelling
@@ -57,14 +57,11 @@ def _refuse_constant(name: str):
 
 
 class BoundedJSONParser(JSONParser):
-    """DRF's JSONParser with the bounds above; the body is read at most DATA_UPLOAD_MAX_MEMORY_SIZE + 1 bytes."""
+    """DRF's JSONParser with the bounds above."""
 
     def parse(self, stream, media_type=None, parser_context=None):
         encoding = get_encoding(parser_context or {})
-        limit = settings.DATA_UPLOAD_MAX_MEMORY_SIZE
-        body = stream.read(limit + 1) if limit is not None else stream.read()
-        if limit is not None and len(body) > limit:
-            raise PayloadTooLarge(f"the JSON body is larger than {limit} bytes")
+        body = stream.read()
         try:
             text = body.decode(encoding)
         except UnicodeDecodeError as error:

@@ -1,5 +1,11 @@
 """Import labels back from KeyWeb's own export formats (CSV, JSONL, JAMS, GiantSteps zip) and from a plain
-`path,key` CSV, matching tracks by content hash or file name; with a dry run that only reports."""
+`path,key` CSV, matching tracks by content hash or file name; with a dry run that only reports.
+
+Hostile files are bounded: archive members are checked against KEYWEB IMPORT_MAX_MEMBER_BYTES and
+IMPORT_MAX_TOTAL_BYTES from the zip's directory before anything is decompressed, and read in bounded
+chunks (zipfile never yields more than a member's declared size); text lines are read at most
+MAX_LINE_CHARS at a time. Every malformed file is a LabelFileError (a 400 naming the file) or a problem
+on its record, never an unhandled exception."""
 
 from __future__ import annotations
 
@@ -15,16 +21,19 @@ from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from typing import BinaryIO
 
+from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
+from django.db import transaction
 
-from annotations.services.labels import LabelValue, annotation_import
 from ml.cache import file_sha256
 from ml.keys import Key, KeyParseError
 
 from ..models import Annotation, Track
+from .labels import LabelValue, annotation_import
 
 IMPORT_FORMATS = ("csv", "jsonl", "jams", "giantsteps")
 MAX_PROBLEMS = 500
+MAX_LINE_CHARS = 1 << 20  # one CSV row or JSONL line; longer is not a label file
 _HASH = re.compile(r"[0-9a-f]{64}")
 _HASH_SUFFIX = re.compile(r"^(?P<stem>.+)\.(?P<prefix>[0-9a-f]{8})$")
 
@@ -96,6 +105,23 @@ def _text(stream: BinaryIO) -> io.TextIOWrapper:
     return io.TextIOWrapper(stream, encoding="utf-8-sig", newline="")
 
 
+def _lines(stream: BinaryIO) -> Iterator[str]:
+    """The file's lines, each read at most MAX_LINE_CHARS at a time (a 200 MB file without a newline is
+    refused, not held in memory)."""
+    text = _text(stream)
+    number = 0
+    while line := text.readline(MAX_LINE_CHARS + 1):
+        number += 1
+        if len(line) > MAX_LINE_CHARS:
+            raise LabelFileError(f"line {number} is longer than {MAX_LINE_CHARS} characters")
+        yield line
+
+
+def _format_problem(error: Exception) -> str:
+    """An exception as words for the report: its class when its message is empty."""
+    return f"{error.__class__.__name__}: {error}" if str(error) else error.__class__.__name__
+
+
 def csv_records(stream: BinaryIO, *, base_dir: Path | None = None) -> Iterator[LabelRecord]:
     """A KeyWeb CSV export (content_hash, file_name, label, key) or a plain `path,key` CSV.
 
@@ -103,7 +129,7 @@ def csv_records(stream: BinaryIO, *, base_dir: Path | None = None) -> Iterator[L
     content hash; otherwise by its file name.
     """
     try:
-        reader = csv.DictReader(_text(stream))
+        reader = csv.DictReader(_lines(stream))
         header = [name.strip().lower() for name in reader.fieldnames or []]
     except (UnicodeDecodeError, csv.Error) as error:
         raise LabelFileError(f"not a UTF-8 CSV file ({error})") from error
@@ -142,33 +168,42 @@ def jsonl_records(stream: BinaryIO) -> Iterator[LabelRecord]:
 
 
 def _jsonl_records(stream: BinaryIO) -> Iterator[LabelRecord]:
-    for line, text in enumerate(_text(stream), start=1):
+    for line, text in enumerate(_lines(stream), start=1):
         if not text.strip():
             continue
         try:
             record = json.loads(text)
-        except ValueError as error:
+        except (ValueError, RecursionError) as error:  # RecursionError: nesting too deep to parse
             yield LabelRecord(where=f"line {line}", error=f"not a JSON object ({error})")
             continue
         if not isinstance(record, dict):
             yield LabelRecord(where=f"line {line}", error="each line must be a JSON object")
             continue
         label = record.get("key") or record.get("label") or ""
+        content_hash, file_name = (
+            record.get("content_hash") or "",
+            record.get("file_name") or record.get("path") or "",
+        )
+        if not all(isinstance(value, str) for value in (label, content_hash, file_name)):
+            yield LabelRecord(where=f"line {line}", error="key, content_hash and file_name must be strings")
+            continue
         yield LabelRecord(
-            where=f"line {line}",
-            label_text=label if isinstance(label, str) else "",
-            content_hash=str(record.get("content_hash") or "").lower(),
-            file_name=str(record.get("file_name") or record.get("path") or ""),
-            error="" if isinstance(label, str) else "key must be a string",
+            where=f"line {line}", label_text=label, content_hash=content_hash.lower(), file_name=file_name
         )
 
 
 def jams_record(data: bytes, where: str) -> LabelRecord:
     """The label of one JAMS file: its consensus `key_mode` annotation (KeyWeb's), else its first one."""
     try:
-        return _jams_record(json.loads(data.decode("utf-8-sig")), where)
-    except (ValueError, AttributeError, TypeError) as error:  # not JSON, or JSON of another shape
-        return LabelRecord(where=where, error=f"not a JAMS file ({error.__class__.__name__}: {error})")
+        record = _jams_record(json.loads(data.decode("utf-8-sig")), where)
+    # not UTF-8, not JSON, nested too deep to parse, or JSON of another shape
+    except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError) as error:
+        return LabelRecord(where=where, error=f"not a JAMS file ({_format_problem(error)})")
+    if not all(
+        isinstance(value, str) for value in (record.label_text, record.content_hash, record.file_name)
+    ):
+        return LabelRecord(where=where, error="not a JAMS file (a label, hash or file name is not a string)")
+    return record
 
 
 def _jams_record(document: dict, where: str) -> LabelRecord:
@@ -176,8 +211,11 @@ def _jams_record(document: dict, where: str) -> LabelRecord:
     identifiers = metadata.get("identifiers") or {}
     keyweb = (document.get("sandbox") or {}).get("keyweb") or {}
     key_modes = [a for a in document.get("annotations") or [] if a.get("namespace") == "key_mode"]
-    content_hash = str(identifiers.get("content_hash") or keyweb.get("content_hash") or "").lower()
-    file_name = str(identifiers.get("file_name") or keyweb.get("file_name") or PurePosixPath(where).stem)
+    content_hash = identifiers.get("content_hash") or keyweb.get("content_hash") or ""
+    file_name = identifiers.get("file_name") or keyweb.get("file_name") or PurePosixPath(where).stem
+    if not isinstance(content_hash, str) or not isinstance(file_name, str):
+        raise TypeError("content_hash and file_name must be strings")
+    content_hash = content_hash.lower()
     if not key_modes:
         return LabelRecord(where=where, content_hash=content_hash, file_name=file_name)
     chosen = next(
@@ -198,43 +236,87 @@ def _jams_record(document: dict, where: str) -> LabelRecord:
     return LabelRecord(where=where, label_text=label, content_hash=content_hash, file_name=file_name)
 
 
+def _limits() -> tuple[int, int]:
+    return settings.KEYWEB["IMPORT_MAX_MEMBER_BYTES"], settings.KEYWEB["IMPORT_MAX_TOTAL_BYTES"]
+
+
+def _mb(size: int) -> str:
+    return f"{size / (1024 * 1024):g} MB"
+
+
+def _bounded_read(handle: BinaryIO, *, name: str, limit: int, setting: str) -> bytes:
+    """At most `limit` bytes of `handle`, in chunks; more is a LabelFileError naming `name` and the limit."""
+    chunks, size = [], 0
+    while chunk := handle.read(min(1 << 16, limit + 1 - size)):
+        chunks.append(chunk)
+        size += len(chunk)
+        if size > limit:
+            raise LabelFileError(f"{name} is larger than the {_mb(limit)} a label file may be ({setting})")
+    return b"".join(chunks)
+
+
 def zip_records(stream: BinaryIO) -> tuple[str, Iterator[LabelRecord]]:
-    """A JAMS zip or a GiantSteps zip (either may hold audio too, which is ignored)."""
+    """A JAMS zip or a GiantSteps zip (either may hold audio too, which is ignored and never read).
+
+    The .jams/.key members' uncompressed sizes, as the zip's directory declares them, are checked against
+    the limits before any is read; zipfile never decompresses more than that declared size."""
     try:
         archive = zipfile.ZipFile(stream)
-        names = [info.filename for info in archive.infolist() if not info.is_dir()]
-    except (zipfile.BadZipFile, OSError, ValueError) as error:
-        raise LabelFileError(f"not a readable zip archive ({error})") from error
-    jams_names = [n for n in names if n.lower().endswith(".jams")]
-    key_names = [n for n in names if n.lower().endswith(".key")]
-    if not jams_names and not key_names:
+        members = [info for info in archive.infolist() if not info.is_dir()]
+    except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
+        raise LabelFileError(f"not a readable zip archive ({_format_problem(error)})") from error
+    jams = [info for info in members if info.filename.lower().endswith(".jams")]
+    keys = [info for info in members if info.filename.lower().endswith(".key")]
+    if not jams and not keys:
         raise LabelFileError("the zip holds no .jams and no .key files")
+    member_limit, total_limit = _limits()
+    for info in jams + keys:
+        if info.file_size > member_limit:
+            raise LabelFileError(
+                f"{info.filename} unpacks to {_mb(info.file_size)}, over the {_mb(member_limit)} a label "
+                "file in an archive may be (KEYWEB_IMPORT_MAX_MEMBER_MB)"
+            )
+    total = sum(info.file_size for info in jams + keys)
+    if total > total_limit:
+        raise LabelFileError(
+            f"the label files in the zip unpack to {_mb(total)}, over the {_mb(total_limit)} an import "
+            "may be (KEYWEB_IMPORT_MAX_TOTAL_MB)"
+        )
 
-    def member(name: str) -> bytes | LabelRecord:
+    def member(info: zipfile.ZipInfo) -> bytes | LabelRecord:
         try:
-            return archive.read(name)
-        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, NotImplementedError) as error:
-            return LabelRecord(where=name, error=f"cannot be read from the zip ({error})")
+            with archive.open(info) as handle:
+                return _bounded_read(
+                    handle, name=info.filename, limit=member_limit, setting="KEYWEB_IMPORT_MAX_MEMBER_MB"
+                )
+        except (zipfile.BadZipFile, zlib.error, OSError, ValueError, NotImplementedError, EOFError) as error:
+            return LabelRecord(
+                where=info.filename, error=f"cannot be read from the zip ({_format_problem(error)})"
+            )
+        except RuntimeError as error:  # an encrypted member
+            return LabelRecord(where=info.filename, error=f"cannot be read from the zip ({error})")
 
     def records() -> Iterator[LabelRecord]:
         with archive:
-            for name in jams_names:
-                data = member(name)
-                yield data if isinstance(data, LabelRecord) else jams_record(data, name)
-            for name in key_names:
-                data = member(name)
+            for info in jams:
+                data = member(info)
+                yield data if isinstance(data, LabelRecord) else jams_record(data, info.filename)
+            for info in keys:
+                data = member(info)
                 if isinstance(data, LabelRecord):
                     yield data
                     continue
                 try:
                     text = data.decode("utf-8-sig").strip()
                 except UnicodeDecodeError:
-                    yield LabelRecord(where=name, error="not a UTF-8 text file")
+                    yield LabelRecord(where=info.filename, error="not a UTF-8 text file")
                     continue
                 first_line = text.splitlines()[0].strip() if text else ""
-                yield LabelRecord(where=name, label_text=first_line, file_name=PurePosixPath(name).stem)
+                yield LabelRecord(
+                    where=info.filename, label_text=first_line, file_name=PurePosixPath(info.filename).stem
+                )
 
-    return ("jams" if jams_names else "giantsteps"), records()
+    return ("jams" if jams else "giantsteps"), records()
 
 
 def label_records_read(
@@ -254,7 +336,9 @@ def label_records_read(
             raise LabelFileError(f"expected a {label_format} zip, but the archive holds {found} files")
         return found, records
     if detected == "jams":
-        return "jams", iter([jams_record(stream.read(), name)])
+        member_limit, _ = _limits()
+        data = _bounded_read(stream, name=name, limit=member_limit, setting="KEYWEB_IMPORT_MAX_MEMBER_MB")
+        return "jams", iter([jams_record(data, name)])
     if detected == "jsonl":
         return "jsonl", jsonl_records(stream)
     return "csv", csv_records(stream, base_dir=base_dir)
@@ -308,6 +392,7 @@ class _TrackIndex:
         return candidates[0], ""
 
 
+@transaction.atomic  # a file refused halfway through (LabelFileError) imports nothing
 def labels_import(
     *,
     records: Iterable[LabelRecord],

@@ -12,11 +12,11 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from annotations.services.tracks import AUDIO_EXTENSIONS, ImportRejected
 from ml.audio import AudioDecodeError, probe
 
 from .. import dispatch
 from ..models import PredictionJob
+from .tracks import AUDIO_EXTENSIONS, ImportRejected, decoder_message, duration_check
 
 logger = logging.getLogger(__name__)
 
@@ -40,7 +40,9 @@ def prediction_job_submit(
     try:
         info = probe(upload_path)
     except AudioDecodeError as error:
-        raise ImportRejected(str(error).removeprefix(f"{upload_path}: ")) from error
+        shown_name = Path(original_name).name
+        raise ImportRejected(decoder_message(error, path=upload_path, shown_name=shown_name)) from error
+    duration_check(info.duration_s)
     if info.duration_s > settings.KEYWEB["MAX_DURATION_S"] + 1.0:
         raise ImportRejected(
             f"audio is too long ({info.duration_s / 60:.1f} min; the limit is "

@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import csv
 import logging
+import os
+import re
 import shutil
 from dataclasses import dataclass
 from pathlib import Path
@@ -13,7 +15,6 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import IntegrityError, transaction
 
-from annotations.services.labels import LabelValue, annotation_import
 from ml.audio import AudioDecodeError, decode_validate
 from ml.cache import file_sha256  # torch-free: the same hash the embedding cache keys on
 from ml.files import write_atomic
@@ -21,6 +22,7 @@ from ml.keys import KeyParseError
 
 from .. import dispatch
 from ..models import Embedding, Track
+from .labels import LabelValue, annotation_import
 
 logger = logging.getLogger(__name__)
 
@@ -50,6 +52,29 @@ class ImportOutcome:
     @property
     def ok(self) -> bool:
         return self.error is None
+
+
+# An absolute path (two or more components) inside a decoder's message: the server's folders, never shown.
+_SERVER_PATH = re.compile(r"(?<![\w.])/(?:[\w.@+-]+/)+[\w.@+-]*")
+
+
+def decoder_message(error: Exception, *, path: Path, shown_name: str) -> str:
+    """A decoder's complaint in plain words for the user: the file named as they know it, no server path
+    (libsndfile writes "Error opening '<server temp folder>/upload.wav': Format not recognised.")."""
+    text = str(error).removeprefix(f"{os.fspath(path)}: ")
+    text = text.replace(os.fspath(path), shown_name)
+    text = _SERVER_PATH.sub("(a server folder)", text)
+    return re.sub(r"\.{2,}", ".", text)
+
+
+def duration_check(duration_s: float) -> None:
+    """Refuse audio too short to hold a key (KEYWEB_MIN_DURATION_S)."""
+    minimum = settings.KEYWEB["MIN_DURATION_S"]
+    if duration_s < minimum:
+        raise ImportRejected(
+            f"the audio is too short ({duration_s:.3g} s); a track must be at least {minimum:g} s long "
+            "(KEYWEB_MIN_DURATION_S)"
+        )
 
 
 def split_for_hash(content_hash: str) -> str:
@@ -122,11 +147,13 @@ def track_import(
             label_imported = label is not None and annotation_import(track=existing, label=label, user=user)
             return ImportOutcome(source=source, track=existing, created=False, label_imported=label_imported)
         info, _ = decode_validate(path, max_duration_s=settings.KEYWEB["MAX_DURATION_S"])
+        duration_check(info.duration_s)
     except ImportRejected as error:
         return ImportOutcome(source=source, error=str(error))
     except AudioDecodeError as error:
         # ml.audio names the file it read; uploads are read from a temporary path the user never saw.
-        return ImportOutcome(source=source, error=str(error).removeprefix(f"{path}: "))
+        shown_name = Path(original_name or path.name).name
+        return ImportOutcome(source=source, error=decoder_message(error, path=path, shown_name=shown_name))
     except OSError as error:
         return ImportOutcome(source=source, error=f"could not read the file: {error.strerror or error}")
 
