@@ -2,7 +2,7 @@
 
 from django.urls import path
 
-from .views import annotators, auth, datasets, labels, model_versions, predictions, tracks
+from .views import annotators, auth, datasets, labels, model_versions, predictions, settings, tracks
 
 app_name = "api"
 
@@ -29,6 +29,7 @@ urlpatterns = [
         name="queue-skipped-put-back",
     ),
     path("v1/queue/undo", labels.QueueUndoApi.as_view(), name="queue-undo"),
+    path("v1/settings/labeling", settings.LabelingSettingsApi.as_view(), name="labeling-settings"),
     path("v1/annotators", annotators.AnnotatorAgreementApi.as_view(), name="annotator-list"),
     path("v1/reviews", labels.ReviewListApi.as_view(), name="review-list"),
     path("v1/models", model_versions.ModelVersionListApi.as_view(), name="model-list"),

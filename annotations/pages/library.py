@@ -6,7 +6,6 @@ import tempfile
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.decorators import permission_required
 from django.core.paginator import Paginator
 from django.db import connection
 from django.http import HttpRequest, HttpResponse, JsonResponse
@@ -16,10 +15,12 @@ from django.views.decorators.http import require_GET
 from ml.keys import Key
 
 from .. import selectors
+from ..api.blind import names_hidden_for
 from ..models import Track
+from ..permissions import user_roles
 from ..selectors import model_version_active
 from ..services.tracks import track_import
-from .access import login_required, user_can_label, user_can_review
+from .access import admin_required, annotator_required, login_required, user_can_label, user_can_review
 from .track_search import TrackSearchForm, tracks_for_form
 
 
@@ -43,17 +44,20 @@ def home(request: HttpRequest) -> HttpResponse:
         "can_label": can_label,
         "can_review": user_can_review(request.user),
         "review_count": Track.objects.filter(needs_review=True).count(),
+        "has_role": bool(user_roles(request.user)),
+        "admins": selectors.admin_usernames(),
     }
     return render(request, "annotations/home.html", context)
 
 
-@login_required
+@annotator_required
 def track_list(request: HttpRequest) -> HttpResponse:
     form = TrackSearchForm(request.GET)
     if not form.is_valid():
         context = {"form": form, "page": None, "filtered": True}
         return render(request, "annotations/track_list.html", context, status=400)
-    tracks = tracks_for_form(form)
+    names_hidden = names_hidden_for(request.user)
+    tracks = tracks_for_form(form, names_hidden=names_hidden)
     page = Paginator(tracks, 50).get_page(request.GET.get("page"))
     predicted = [
         Key.from_index(t.active_key_index) if t.active_key_index is not None else None
@@ -65,11 +69,12 @@ def track_list(request: HttpRequest) -> HttpResponse:
         "page": page,
         "rows": list(zip(page.object_list, predicted, strict=True)),
         "filtered": filtered,
+        "names_hidden": names_hidden,
     }
     return render(request, "annotations/track_list.html", context)
 
 
-@permission_required("annotations.add_track", raise_exception=True)
+@admin_required
 def upload(request: HttpRequest) -> HttpResponse:
     results = []
     status = 200

@@ -52,11 +52,16 @@ def tracks_search(
     confidence_max: int | None = None,
     state: str = "",
     split: str = "",
+    names_hidden: bool = False,
 ) -> QuerySet[Track]:
     """Tracks matching the search, newest first, with the active model's key and confidence attached.
-    A read the lead may move into annotations.selectors."""
+    With `names_hidden` (blind labeling) the text matches only a track number, so a search cannot find
+    a key in a name. A read the lead may move into annotations.selectors."""
     tracks = tracks_with_active_prediction().order_by("-id")
-    if text:
+    if text and names_hidden:
+        number = text.removeprefix("Track ").strip()
+        tracks = tracks.filter(pk=int(number)) if number.isdigit() else tracks.none()
+    elif text:
         tracks = tracks.filter(
             Q(title__icontains=text) | Q(artist__icontains=text) | Q(original_filename__icontains=text)
         )
@@ -82,7 +87,7 @@ def tracks_search(
     return tracks
 
 
-def tracks_for_form(form: TrackSearchForm) -> QuerySet[Track]:
+def tracks_for_form(form: TrackSearchForm, *, names_hidden: bool = False) -> QuerySet[Track]:
     values = form.cleaned_data
     return tracks_search(
         text=values["q"],
@@ -92,4 +97,5 @@ def tracks_for_form(form: TrackSearchForm) -> QuerySet[Track]:
         confidence_max=values["confidence_max"],
         state=values["state"],
         split=values["split"],
+        names_hidden=names_hidden,
     )

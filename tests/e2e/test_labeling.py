@@ -168,3 +168,37 @@ def test_skipped_tracks_are_counted_and_can_be_put_back(page, pool):
     assert "Put back" in page.text_content("#status")
     assert not Skip.objects.filter(track_id=first).exists()
     assert page.console_errors == []
+
+
+def test_blind_mode_hides_names_from_an_annotator_and_not_from_an_admin(
+    page, tmp_path, roles, annotator, admin_user
+):
+    tracks = tracks_import(tmp_path / "named", count=1, seconds=4)
+    Track.objects.filter(pk=tracks[0].pk).update(
+        title="Sunrise in A major", artist="DJ Key", split=Track.Split.POOL, status=Track.Status.READY
+    )
+    log_in(page, "ada")
+    page.goto("/dashboard/")
+    box = page.locator("#blind-names")
+    box.wait_for()
+    page.wait_for_function("!document.getElementById('blind-names').disabled")
+    box.check()
+    page.wait_for_function("document.getElementById('blind-status').textContent.startsWith('On')")
+    page.goto("/tracks/")
+    assert "Sunrise in A major" in page.text_content("table.tracks")  # admins still see names
+
+    annotator_tab = page.context.browser.new_context(base_url=page.url.split("/tracks/")[0]).new_page()
+    log_in(annotator_tab, "anna")
+    annotator_tab.goto("/label/")
+    annotator_tab.wait_for_function("window.keyweb && window.keyweb.currentTrackId")
+    assert annotator_tab.text_content("#track-title") == f"Track {tracks[0].pk}"
+    body = annotator_tab.text_content("body")
+    assert (
+        "Sunrise" not in body
+        and "DJ Key" not in body
+        and "A major" not in annotator_tab.text_content("#workspace .player")
+    )
+    annotator_tab.goto("/tracks/")
+    assert "Sunrise" not in annotator_tab.text_content("main")
+    annotator_tab.context.close()
+    assert page.console_errors == []

@@ -12,6 +12,7 @@ from rest_framework import serializers
 
 from ...models import Annotation, Prediction, Track
 from ...selectors import annotator_progress, track_prediction_latest
+from ..blind import BlindNamesMixin, names_hidden_in, track_blind_name
 from .keys import LabelField
 
 SUGGESTIONS_SHOWN = 3
@@ -112,7 +113,7 @@ def progress_data(user) -> dict:
     }
 
 
-class QueueTrackSerializer(serializers.ModelSerializer):
+class QueueTrackSerializer(BlindNamesMixin, serializers.ModelSerializer):
     """A track to label. `suggestions`: the model's top three for pool tracks, best first, to show but not
     to preselect; empty for held-out tracks, with the reason in `blind`. No other prediction field, so
     nothing else anchors the listener."""
@@ -206,6 +207,8 @@ class SkippedTrackSerializer(serializers.Serializer):
 
     def get_title(self, skip) -> str:
         track = skip.track
+        if names_hidden_in(self.context):
+            return track_blind_name(track)
         return track.title or track.original_filename
 
 

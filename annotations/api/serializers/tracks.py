@@ -8,6 +8,7 @@ from rest_framework import serializers
 from ml.keys import Key
 
 from ...models import Track
+from ..blind import BlindNamesMixin
 from .labels import AnnotationSerializer
 from .predictions import PredictionSerializer
 
@@ -24,7 +25,7 @@ class PredictedKeySerializer(serializers.Serializer):
     confidence = serializers.FloatField(allow_null=True)
 
 
-class TrackSerializer(serializers.ModelSerializer):
+class TrackSerializer(BlindNamesMixin, serializers.ModelSerializer):
     consensus = serializers.SerializerMethodField()
     prediction = serializers.SerializerMethodField(help_text="The active model's prediction")
     labeled = serializers.SerializerMethodField()

@@ -194,8 +194,34 @@
     box.replaceChildren(table);
   }
 
+  // --- blind labeling: one checkbox, stored through the API (/api/v1/settings/labeling) ---------------------
+  async function bindBlindNames() {
+    const box = $("blind-names");
+    if (!box) return;
+    const current = await kw.requestJSON(box.dataset.url);
+    if (!current.ok) {
+      $("blind-status").textContent = kw.errorText(current.body);
+      return;
+    }
+    box.checked = current.body.blind_names;
+    box.disabled = false;
+    box.addEventListener("change", async () => {
+      box.disabled = true;
+      const response = await kw.requestJSON(box.dataset.url, { method: "PATCH", body: { blind_names: box.checked } });
+      box.disabled = false;
+      if (!response.ok) {
+        box.checked = !box.checked;
+        $("blind-status").textContent = kw.errorText(response.body);
+        return;
+      }
+      box.checked = response.body.blind_names;
+      $("blind-status").textContent = box.checked ? "On: names are hidden from annotators." : "Off: annotators see names.";
+    });
+  }
+
   drawCharts();
   drawAgreement();
+  bindBlindNames();
   if (kw.trainingStatus) showStatus(kw.trainingStatus);
   if (kw.trainingStatus && RUNNING.has(kw.trainingStatus.status)) startPolling();
 })(window.keyweb);

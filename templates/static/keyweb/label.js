@@ -53,6 +53,11 @@
   }
 
   // --- showing a track -----------------------------------------------------------------------------------
+  // In blind mode the API already sends "Track 1234" as the title and no artist or file name.
+  function displayName(track) {
+    return track.title || track.filename || `Track ${track.id}`;
+  }
+
   function updateProgress(progress) {
     if (!progress) return;
     $("progress-today").textContent = progress.labeled_today;
@@ -107,7 +112,7 @@
       aids.stopAll();
       return;
     }
-    $("track-title").textContent = track.title;
+    $("track-title").textContent = displayName(track);
     const details = [track.artist, kw.formatTime(track.duration_s), `track #${track.id}`];
     if (track.tuning_cents !== null && track.tuning_cents !== undefined) {
       const rounded = Math.round(track.tuning_cents) || 0; // never "-0"
@@ -203,7 +208,7 @@
       notes: $("notes").value,
       time_spent_s: Math.round((performance.now() - state.shownAt) / 100) / 10,
     };
-    const title = state.track.title;
+    const title = displayName(state.track);
     const started = performance.now();
     const response = await send(URLS.submit, body);
     if (response && response.status === 409) {
@@ -268,7 +273,7 @@
 
   async function skip() {
     if (!state.track) return;
-    const title = state.track.title;
+    const title = displayName(state.track);
     const response = await send(URLS.skip, { track: state.track.id });
     if (!response || !response.ok) return;
     const next = await fetchNext();
@@ -325,7 +330,7 @@
     const { undone, track } = response.body;
     updateProgress(track.progress);
     const shown = undone.key || NO_KEY_NAMES[undone.label] || undone.label;
-    announce(`Withdrew your label ${shown} for “${track.title}”. Change it and submit again.`);
+    announce(`Withdrew your label ${shown} for “${displayName(track)}”. Change it and submit again.`);
     showTrack(track, { prefill: undone });
   }
 

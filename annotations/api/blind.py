@@ -1,0 +1,54 @@
+"""Blind labeling: when an admin turns it on, annotators see "Track 1234" instead of titles, artists and
+file names (they often name the key); reviewers and admins still see everything. One rule for the pages
+and the API. The read and the write here may move into selectors and services.queue."""
+
+from __future__ import annotations
+
+from django.db import transaction
+
+from ..models import QueueSettings, Track
+from ..permissions import user_is_reviewer
+
+
+def blind_names_enabled() -> bool:
+    return bool(QueueSettings.objects.filter(pk=1).values_list("blind_names", flat=True).first())
+
+
+def names_hidden_for(user) -> bool:
+    """Whether `user` is shown tracks without their names (blind mode on, and not a reviewer or admin)."""
+    return not user_is_reviewer(user) and blind_names_enabled()
+
+
+@transaction.atomic
+def blind_names_set(*, hidden: bool) -> bool:
+    QueueSettings.objects.update_or_create(pk=1, defaults={"blind_names": hidden})
+    return hidden
+
+
+def track_blind_name(track: Track) -> str:
+    return f"Track {track.pk}"
+
+
+def names_hidden_in(context: dict) -> bool:
+    """names_hidden_for the request's user, decided once per request and kept in the serializer context."""
+    if "names_hidden" not in context:
+        request = context.get("request")
+        context["names_hidden"] = bool(request) and names_hidden_for(request.user)
+    return context["names_hidden"]
+
+
+class BlindNamesMixin:
+    """For track serializers: title becomes "Track <id>", artist and file name empty, for a request
+    whose user may not see names. Decided once per request (kept in the serializer context)."""
+
+    NAME_FIELDS = ("artist", "original_filename", "filename")
+
+    def to_representation(self, instance):
+        data = super().to_representation(instance)
+        if names_hidden_in(self.context):
+            if "title" in data:
+                data["title"] = track_blind_name(instance)
+            for field in self.NAME_FIELDS:
+                if field in data:
+                    data[field] = ""
+        return data
