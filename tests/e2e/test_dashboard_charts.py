@@ -74,3 +74,35 @@ def test_the_dashboard_shows_agreement_between_annotators(page, roles, admin_use
     # (1 + (0.5 + 0) / 2) / 2 = 0.625.
     assert cells == ["2", "1", "100%", "100%", "bob: 50% · 63% · 2"]
     assert page.console_errors == []
+
+
+def test_versions_are_compared_on_the_same_held_out_tracks(page, roles, admin_user):
+    ModelVersion.objects.update(is_active=False)
+    ModelVersion.objects.create(
+        name="shipped",
+        backbone="pitch_class",
+        status="ready",
+        is_default=True,
+        metrics={"weighted": 0.8, "n": 240},
+    )
+    trained = ModelVersion.objects.create(
+        name="v2",
+        backbone="pitch_class",
+        status="ready",
+        is_active=True,
+        metrics={
+            "weighted": 0.71,
+            "n": 11,
+            "active_weighted_same_test": 0.64,
+            "activation": {"n": 11, "activate": True, "compared_with": "shipped"},
+        },
+    )
+    log_in(page, "ada")
+    page.goto("/dashboard/")
+    cell = page.locator(f'[data-comparison-for="{trained.pk}"]')
+    page.wait_for_function(
+        f"document.querySelector('[data-comparison-for=\"{trained.pk}\"]').textContent !== ''"
+    )
+    assert cell.text_content() == "vs shipped on the same 11 held-out tracks: 0.710 vs 0.640"
+    assert "not comparable" in page.text_content("tr.default-row")
+    assert page.console_errors == []

@@ -23,8 +23,22 @@ class MetricsSummarySerializer(serializers.Serializer):
     ece = serializers.FloatField(allow_null=True, required=False)
 
 
+class ComparisonSerializer(serializers.Serializer):
+    """Two versions scored on the SAME held-out tracks (recorded when this one was trained)."""
+
+    with_version = serializers.CharField(help_text="The version that was active then")
+    n = serializers.IntegerField(help_text="Held-out tracks both were scored on")
+    weighted = serializers.FloatField(allow_null=True, help_text="This version's weighted score on them")
+    other_weighted = serializers.FloatField(allow_null=True, help_text="The other version's, on the same")
+
+
 class ModelVersionSerializer(serializers.ModelSerializer):
     metrics = serializers.SerializerMethodField(help_text="Held-out (test split) metrics")
+    measured_on = serializers.SerializerMethodField(
+        help_text="'held_out': this library's test split; 'synthetic': the shipped model's own benchmark, "
+        "not comparable with held-out scores; null: not measured"
+    )
+    comparison = serializers.SerializerMethodField()
 
     class Meta:
         model = ModelVersion
@@ -41,10 +55,33 @@ class ModelVersionSerializer(serializers.ModelSerializer):
             "n_training_labels",
             "n_test_labels",
             "metrics",
+            "measured_on",
+            "comparison",
             "created_at",
             "trained_at",
         ]
         read_only_fields = fields
+
+    @extend_schema_field(serializers.ChoiceField(choices=["held_out", "synthetic"], allow_null=True))
+    def get_measured_on(self, version: ModelVersion) -> str | None:
+        metrics = version.metrics if isinstance(version.metrics, dict) else {}
+        if metrics.get("weighted") is None:
+            return None
+        return "synthetic" if version.is_default else "held_out"
+
+    @extend_schema_field(ComparisonSerializer(allow_null=True))
+    def get_comparison(self, version: ModelVersion) -> dict | None:
+        metrics = version.metrics if isinstance(version.metrics, dict) else {}
+        activation = metrics.get("activation") if isinstance(metrics.get("activation"), dict) else {}
+        other = activation.get("compared_with")
+        if not other or metrics.get("active_weighted_same_test") is None:
+            return None
+        return {
+            "with_version": other,
+            "n": activation.get("n", metrics.get("n", 0)),
+            "weighted": metrics.get("weighted"),
+            "other_weighted": metrics["active_weighted_same_test"],
+        }
 
     @extend_schema_field(MetricsSummarySerializer)
     def get_metrics(self, version: ModelVersion) -> dict:

@@ -219,8 +219,26 @@
     });
   }
 
+  // --- versions compared on the same held-out tracks (recorded at training; /api/v1/models) ---------------
+  async function drawComparisons() {
+    const cells = document.querySelectorAll("[data-comparison-for]");
+    if (!cells.length) return;
+    const response = await kw.requestJSON("/api/v1/models?page_size=100");
+    if (!response.ok) return;
+    const byId = new Map(response.body.results.map((version) => [String(version.id), version]));
+    for (const cell of cells) {
+      const version = byId.get(cell.dataset.comparisonFor);
+      const comparison = version && version.comparison;
+      if (!comparison) continue;
+      const score = (value) => (value === null || value === undefined ? "—" : value.toFixed(3));
+      cell.textContent = `vs ${comparison.with_version} on the same ${comparison.n} held-out tracks: ` +
+        `${score(comparison.weighted)} vs ${score(comparison.other_weighted)}`;
+    }
+  }
+
   drawCharts();
   drawAgreement();
+  drawComparisons();
   bindBlindNames();
   if (kw.trainingStatus) showStatus(kw.trainingStatus);
   if (kw.trainingStatus && RUNNING.has(kw.trainingStatus.status)) startPolling();
