@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from datetime import timedelta
 from pathlib import Path
 
 import dj_database_url
@@ -76,7 +77,8 @@ INSTALLED_APPS = [
     "whitenoise.runserver_nostatic",
     "django.contrib.staticfiles",
     "rest_framework",
-    "rest_framework.authtoken",
+    "rest_framework.authtoken",  # only the plain tokens issued before hashing, until converted
+    "knox",
     "drf_spectacular",
     "drf_spectacular_sidecar",
     "django_filters",
@@ -242,7 +244,7 @@ CACHES = {
 # --- REST framework --------------------------------------------------------------------------------
 REST_FRAMEWORK = {
     "DEFAULT_AUTHENTICATION_CLASSES": [
-        "rest_framework.authentication.TokenAuthentication",
+        "annotations.api.authentication.HashedTokenAuthentication",
         "rest_framework.authentication.SessionAuthentication",
     ],
     "DEFAULT_PERMISSION_CLASSES": ["rest_framework.permissions.IsAuthenticated"],
@@ -261,6 +263,14 @@ REST_FRAMEWORK = {
     "DEFAULT_THROTTLE_RATES": {"auth": env_str("KEYWEB_AUTH_RATE", "10/minute")},
     # The client address for rate limits: see NUM_PROXIES above (0 trusts no X-Forwarded-For).
     "NUM_PROXIES": NUM_PROXIES,
+}
+# API tokens are stored as SHA-512 digests (django-rest-knox), sent as `Authorization: Token <key>`; they
+# last until revoked unless KEYWEB_TOKEN_TTL_DAYS is set.
+_TOKEN_TTL_DAYS = env_number("KEYWEB_TOKEN_TTL_DAYS", 0)
+REST_KNOX = {
+    "AUTH_HEADER_PREFIX": "Token",
+    "TOKEN_TTL": timedelta(days=_TOKEN_TTL_DAYS) if _TOKEN_TTL_DAYS > 0 else None,
+    "AUTO_REFRESH": False,
 }
 SPECTACULAR_SETTINGS = {
     "TITLE": "KeyWeb API",

@@ -7,7 +7,10 @@ import logging
 from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, Group
 from django.db import transaction
-from rest_framework.authtoken.models import Token
+from knox.crypto import hash_token
+from knox.models import AuthToken
+from knox.settings import CONSTANTS
+from rest_framework.authtoken.models import Token as PlainToken
 
 from annotations.permissions import ROLES
 
@@ -41,17 +44,73 @@ def user_update(*, user: AbstractBaseUser, role: str | None = None, is_active: b
         user.is_active = is_active
         user.save(update_fields=["is_active"])
         if not is_active:
-            Token.objects.filter(user=user).delete()  # a deactivated account keeps no way in
+            token_revoke(user=user)  # a deactivated account keeps no way in
     return user
 
 
+# --- API tokens: only a SHA-512 digest is stored (django-rest-knox); the key is shown once, when issued ----
+
+MAX_TOKENS_PER_USER = 10  # each password login adds one; the oldest beyond this stop working
+
+
+def token_create(*, user: AbstractBaseUser) -> str:
+    """A new API token for `user`, beside the ones they have (each client logs in on its own); returns the
+    key, which is not stored and cannot be shown again."""
+    with transaction.atomic():
+        _, key = AuthToken.objects.create(user=user)  # expiry: REST_KNOX TOKEN_TTL (none by default)
+        stale = AuthToken.objects.filter(user=user).order_by("-created")[MAX_TOKENS_PER_USER:]
+        AuthToken.objects.filter(digest__in=list(stale.values_list("digest", flat=True))).delete()
+    return key
+
+
 @transaction.atomic
-def token_issue(*, user: AbstractBaseUser) -> Token:
-    """A fresh API token for `user`; any previous one stops working."""
-    Token.objects.filter(user=user).delete()
-    return Token.objects.create(user=user)
+def token_issue(*, user: AbstractBaseUser) -> str:
+    """A fresh API token for `user` (an admin's reset); every previous one stops working."""
+    token_revoke(user=user)
+    return token_create(user=user)
 
 
-def token_revoke(*, user: AbstractBaseUser) -> bool:
-    deleted, _ = Token.objects.filter(user=user).delete()
-    return bool(deleted)
+@transaction.atomic
+def token_revoke(*, user: AbstractBaseUser, token: AuthToken | None = None) -> bool:
+    """Revoke `token`, or every token of `user` (plain pre-hashing ones included)."""
+    if token is not None:
+        deleted, _ = AuthToken.objects.filter(digest=token.digest, user=user).delete()
+        return bool(deleted)
+    hashed, _ = AuthToken.objects.filter(user=user).delete()
+    plain, _ = PlainToken.objects.filter(user=user).delete()
+    return bool(hashed or plain)
+
+
+@transaction.atomic
+def token_plain_convert(*, key: str) -> AuthToken | None:
+    """The hashed token for a key issued before tokens were hashed (DRF's authtoken stored it in plain
+    text): its digest replaces the plain row, so the client keeps its key and the database keeps no secret.
+    None when no plain token has this key."""
+    plain = PlainToken.objects.select_for_update().select_related("user").filter(key=key).first()
+    if plain is None:
+        return None
+    token = _hashed_copy(plain)
+    plain.delete()
+    return token
+
+
+@transaction.atomic
+def tokens_plain_convert_all() -> int:
+    """Convert every plain token still stored (`manage.py api_tokens_hash`); returns how many."""
+    converted = 0
+    for plain in PlainToken.objects.select_for_update().select_related("user"):
+        _hashed_copy(plain)
+        plain.delete()
+        converted += 1
+    return converted
+
+
+def _hashed_copy(plain: PlainToken) -> AuthToken:
+    token = AuthToken(
+        digest=hash_token(plain.key),
+        token_key=plain.key[: CONSTANTS.TOKEN_KEY_LENGTH],
+        user=plain.user,
+        expiry=None,
+    )
+    token.save(force_insert=True)
+    return token

@@ -25,7 +25,8 @@ class UserSerializer(serializers.ModelSerializer):
         return user_role(user)
 
     def get_has_token(self, user) -> bool:
-        return hasattr(user, "auth_token")
+        # hashed tokens (knox), or a plain one from before hashing that was not used since
+        return bool(user.auth_token_set.all()) or hasattr(user, "auth_token")
 
 
 class UserCreateSerializer(serializers.Serializer):

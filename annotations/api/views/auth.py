@@ -6,6 +6,7 @@ from __future__ import annotations
 from django.contrib.auth import authenticate, get_user_model
 from django.shortcuts import get_object_or_404
 from drf_spectacular.utils import OpenApiResponse, extend_schema
+from knox.models import AuthToken
 from rest_framework import status
 from rest_framework.generics import ListAPIView
 from rest_framework.permissions import AllowAny, IsAuthenticated
@@ -13,7 +14,7 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ...permissions import IsAdmin
-from ...services.accounts import token_issue, token_revoke, user_create, user_update
+from ...services.accounts import token_create, token_issue, token_revoke, user_create, user_update
 from ..errors import field_error
 from ..serializers.auth import (
     CredentialsSerializer,
@@ -28,8 +29,8 @@ User = get_user_model()
 
 
 class TokenApi(APIView):
-    """POST: exchange a username and password for an API token (anyone; rate-limited).
-    DELETE: revoke your own token (any logged-in user)."""
+    """POST: exchange a username and password for a new API token (anyone; rate-limited); the key is shown
+    this once. DELETE: revoke the token you call with (any logged-in user)."""
 
     throttle_classes = list(AUTH_THROTTLES)
 
@@ -52,12 +53,20 @@ class TokenApi(APIView):
         )
         if user is None:
             raise field_error("password", "the username or password is wrong (or the account is disabled)")
-        token = user.auth_token if hasattr(user, "auth_token") else token_issue(user=user)
-        return Response({"token": token.key, "user": UserSerializer(user).data})
+        # Tokens are stored hashed, so an existing one cannot be shown again: each login gets its own.
+        return Response({"token": token_create(user=user), "user": UserSerializer(user).data})
 
-    @extend_schema(request=None, responses={204: OpenApiResponse(description="Token revoked")})
+    @extend_schema(
+        request=None,
+        responses={
+            204: OpenApiResponse(
+                description="The token this request used is revoked (with a session: all yours)"
+            )
+        },
+    )
     def delete(self, request):
-        token_revoke(user=request.user)
+        token = request.auth if isinstance(request.auth, AuthToken) else None
+        token_revoke(user=request.user, token=token)
         return Response(status=status.HTTP_204_NO_CONTENT)
 
 
@@ -74,7 +83,9 @@ class UserListApi(ListAPIView):
 
     permission_classes = [IsAdmin]
     serializer_class = UserSerializer
-    queryset = User.objects.order_by("id").prefetch_related("groups").select_related("auth_token")
+    queryset = (
+        User.objects.order_by("id").prefetch_related("groups", "auth_token_set").select_related("auth_token")
+    )
     filter_backends = []
 
     @extend_schema(request=UserCreateSerializer, responses={201: UserSerializer})
@@ -106,15 +117,14 @@ class UserDetailApi(APIView):
 
 
 class UserTokenApi(APIView):
-    """POST: issue a new token for a user, replacing theirs (admin). DELETE: revoke it (admin)."""
+    """POST: issue a new token for a user, replacing all of theirs (admin). DELETE: revoke them (admin)."""
 
     permission_classes = [IsAdmin]
 
     @extend_schema(request=None, responses={201: TokenSerializer})
     def post(self, request, pk: int):
         user = get_object_or_404(User, pk=pk, is_active=True)
-        token = token_issue(user=user)
-        return Response({"token": token.key, "user": UserSerializer(user).data}, status=201)
+        return Response({"token": token_issue(user=user), "user": UserSerializer(user).data}, status=201)
 
     @extend_schema(request=None, responses={204: OpenApiResponse(description="Token revoked")})
     def delete(self, request, pk: int):

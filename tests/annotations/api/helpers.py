@@ -5,7 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from annotations.models import Annotation, ModelVersion, Prediction, Track
@@ -18,8 +18,8 @@ __all__ = ["make_track"]  # API tests build tracks with the shared factory
 def token_client(user: User | None) -> APIClient:
     client = APIClient()
     if user is not None:
-        token, _ = Token.objects.get_or_create(user=user)
-        client.credentials(HTTP_AUTHORIZATION=f"Token {token.key}")
+        _, key = AuthToken.objects.create(user=user)  # hashed, as the API issues them
+        client.credentials(HTTP_AUTHORIZATION=f"Token {key}")
     return client
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 from django.contrib.auth.models import User
-from rest_framework.authtoken.models import Token
+from knox.models import AuthToken
 from rest_framework.test import APIClient
 
 from .helpers import error_fields, token_client
@@ -26,13 +26,13 @@ def test_wrong_password_is_a_400_naming_the_field(annotator):
     response = APIClient().post("/api/v1/auth/token", {"username": "anna", "password": "nope"}, format="json")
     assert response.status_code == 400
     assert error_fields(response) == ["password"]
-    assert not Token.objects.filter(user=annotator).exists()
+    assert not AuthToken.objects.filter(user=annotator).exists()
 
 
 def test_revoking_your_token_locks_it_out(annotator):
     client = token_client(annotator)
     assert client.delete("/api/v1/auth/token").status_code == 204
-    assert not Token.objects.filter(user=annotator).exists()
+    assert not AuthToken.objects.filter(user=annotator).exists()
     response = client.get("/api/v1/auth/me")
     assert response.status_code == 401
     assert response.json()["code"] == "authentication_failed"
