@@ -4,8 +4,9 @@ from django.contrib import admin
 from django.contrib.auth import views as auth_views
 from django.urls import include, path, re_path
 from django.views.decorators.csrf import csrf_exempt
-from drf_spectacular.views import SpectacularAPIView, SpectacularRedocView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView
 
+from annotations.api.docs import OfflineRedocView, OfflineSwaggerView
 from annotations.api.errors import api_not_found
 from annotations.api.throttles import login_throttled
 from annotations.pages.library import healthz
@@ -20,8 +21,8 @@ urlpatterns = [
     path("logout/", auth_views.LogoutView.as_view(), name="logout"),
     path("healthz", healthz, name="healthz"),
     path("api/schema/", SpectacularAPIView.as_view(), name="api-schema"),
-    path("api/docs/", SpectacularSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
-    path("api/redoc/", SpectacularRedocView.as_view(url_name="api-schema"), name="api-redoc"),
+    path("api/docs/", OfflineSwaggerView.as_view(url_name="api-schema"), name="api-docs"),
+    path("api/redoc/", OfflineRedocView.as_view(url_name="api-schema"), name="api-redoc"),
     path("api/", include("annotations.api.urls")),
     re_path(r"^api/", csrf_exempt(api_not_found)),  # JSON 404 under /api/ whatever DEBUG says
     path("", include("annotations.urls")),

@@ -74,6 +74,27 @@ def test_docs_pages_use_bundled_assets(db, page):
     assert finders.find("drf_spectacular_sidecar/swagger-ui-dist/swagger-ui-bundle.js")
 
 
+@pytest.mark.parametrize("page", ["/api/docs/", "/api/docs/?script=", "/api/redoc/"])
+def test_docs_pages_reference_no_other_host(db, page):
+    """Redoc's template linked Google Fonts: the page needed the internet and broke the CSP."""
+    import re
+
+    response = Client().get(page)
+    assert response.status_code == 200
+    text = response.content.decode()
+    references = re.findall(r"""(?:src|href)\s*=\s*["']([^"']+)""", text) + re.findall(
+        r"url\(([^)]+)\)", text
+    )
+    assert references or page.endswith("script=")
+    assert not [r for r in references if re.match(r"\s*['\"]?(?:[a-z]+:)?//", r)], references
+    assert not re.search(r"https?://(?!localhost|127\.0\.0\.1)[\w.-]+\.[a-z]{2,}", text), "an external URL"
+
+
+def test_swagger_ui_has_no_inline_script(db):
+    html = Client().get("/api/docs/").content.decode()
+    assert "<script>" not in html.replace(" ", "") and '<script src="/api/docs/?script=">' in html
+
+
 # --- hostile input is a 4xx, never a 500 -------------------------------------------------------------
 
 
