@@ -3,6 +3,16 @@
 from django.contrib import admin
 
 from .models import Annotation, Embedding, ModelVersion, Prediction, Skip, Track
+from .permissions import ADMIN, user_may
+
+
+def _admin_role_only(request) -> bool:
+    """Django's admin site opens for the admin role only: a stray is_staff flag on an annotator opens
+    nothing (annotations/permissions.py)."""
+    return request.user.is_active and request.user.is_staff and user_may(request.user, ADMIN)
+
+
+admin.site.has_permission = _admin_role_only
 
 
 @admin.register(Track)

@@ -37,7 +37,11 @@ class Track(models.Model):
     channels = models.PositiveSmallIntegerField()
     status = models.CharField(max_length=16, choices=Status.choices, default=Status.PENDING, db_index=True)
     error = models.TextField(blank=True, help_text="Why analysis failed, in words a person can act on")
+    # Attempts that ended in an error (a decode failure ends it at once); a worker that died mid-analysis
+    # does not count here but in analysis_interruptions, so a good track is not failed by other crashes.
     analysis_attempts = models.PositiveSmallIntegerField(default=0)
+    analysis_interruptions = models.PositiveSmallIntegerField(default=0)
+    # When the current analysis claim was taken or last renewed (the worker renews it per track of a batch).
     analysis_started_at = models.DateTimeField(null=True, blank=True)
     split = models.CharField(max_length=8, choices=Split.choices, default=Split.POOL)
     tuning_cents = models.FloatField(null=True, blank=True, help_text="Estimated offset from A440")
@@ -185,6 +189,9 @@ class ModelVersion(models.Model):
     # True while queued or training; the partial unique constraint lets only one training exist at a time.
     in_progress = models.BooleanField(null=True, blank=True, default=None)
     is_default = models.BooleanField(default=False, help_text="The head shipped with KeyWeb")
+    # The training worker renews this while it works; a stale one means the worker died (recovery sweep).
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0, help_text="Training runs started")
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )
@@ -196,6 +203,10 @@ class ModelVersion(models.Model):
         constraints = [
             models.UniqueConstraint(
                 fields=["is_active"], condition=Q(is_active=True), name="one_active_model"
+            ),
+            # At most one training queued or running, enforced by the database, not by a check-then-insert.
+            models.UniqueConstraint(
+                fields=["in_progress"], condition=Q(in_progress=True), name="one_training_at_a_time"
             ),
         ]
 
@@ -211,6 +222,11 @@ class QueueSettings(models.Model):
     """Run-time labeling settings an admin changes from the dashboard (one row; env gives the defaults)."""
 
     strategy = models.CharField(max_length=20, blank=True, help_text="blank = KEYWEB_QUEUE_STRATEGY")
+    # Blind labeling: annotators see "Track 1234" instead of titles, artists and file names, which often
+    # name the key; reviewers and admins still see everything.
+    blind_names = models.BooleanField(
+        default=False, help_text="Hide titles, artists and file names from annotators"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:
@@ -298,6 +314,8 @@ class PredictionJob(models.Model):
     tuning_cents = models.FloatField(null=True, blank=True)
     error = models.TextField(blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
+    started_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
     finished_at = models.DateTimeField(null=True, blank=True)
 
     class Meta:
@@ -309,3 +327,23 @@ class PredictionJob(models.Model):
     @property
     def key(self) -> Key | None:
         return Key.from_index(self.key_index) if self.key_index is not None else None
+
+
+class OutboxMessage(models.Model):
+    """A Celery message written in the same transaction as the data it is about (transactional outbox).
+
+    annotations.dispatch publishes it after commit and deletes it once the broker took it; if the broker
+    was down, the recovery sweep publishes it when the broker is back, so nothing asked for is lost.
+    """
+
+    task_name = models.CharField(max_length=200)
+    args = models.JSONField(default=list)
+    created_at = models.DateTimeField(auto_now_add=True, db_index=True)
+    attempts = models.PositiveIntegerField(default=0)
+    last_error = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["id"]
+
+    def __str__(self) -> str:
+        return f"{self.task_name}{tuple(self.args)}"

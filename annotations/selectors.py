@@ -25,17 +25,15 @@ from django.db.models import (
 )
 from django.utils import timezone
 
-from annotations.permissions import user_is_admin, user_is_reviewer
 from ml.active import stable_random_score
 from ml.backbones import default_backbone_name
 from ml.keys import NO_KEY_LABELS, Key
 
 from .models import Annotation, ModelVersion, Prediction, PredictionJob, QueueSettings, Skip, Track
+from .permissions import user_is_admin, user_is_reviewer
 
 # A track skipped by an annotator is not served to them again for this long.
 SKIP_MEMORY = timedelta(hours=24)
-# An analysis claim older than this is taken to belong to a worker that died.
-STALE_CLAIM = timedelta(minutes=30)
 METRIC_RELATIONS = ("correct", "fifth", "relative", "parallel", "other")
 
 
@@ -207,6 +205,9 @@ def model_version_summary(version: ModelVersion) -> dict:
         "relations": {relation: metrics.get(relation) for relation in METRIC_RELATIONS},
         "ece": metrics.get("ece"),
         "n": metrics.get("n"),
+        # Why training did (or did not) make it the active version (services.model_versions).
+        "activation_reason": (metrics.get("activation") or {}).get("reason"),
+        "activated": (metrics.get("activation") or {}).get("activate"),
         "created_at": version.created_at.isoformat() if version.created_at else None,
         "trained_at": version.trained_at.isoformat() if version.trained_at else None,
     }
@@ -318,14 +319,13 @@ def track_prediction_latest(track: Track) -> Prediction | None:
 
 
 def tracks_needing_work(*, grace: timedelta = timedelta(minutes=2)) -> tuple[list[int], list[int]]:
-    """Ids to (embed, predict): pending for longer than `grace` or stalled in processing; analysed but
-    without a prediction from the active model."""
+    """Ids to (embed, predict): pending for longer than `grace` (stale processing claims are released to
+    pending by services.recovery); analysed but without a prediction from the active model."""
     now = timezone.now()
     to_embed = list(
-        Track.objects.filter(
-            Q(status=Track.Status.PENDING, created_at__lt=now - grace)
-            | Q(status=Track.Status.PROCESSING, analysis_started_at__lt=now - STALE_CLAIM)
-        ).values_list("id", flat=True)
+        Track.objects.filter(status=Track.Status.PENDING, created_at__lt=now - grace).values_list(
+            "id", flat=True
+        )
     )
     active = model_version_active()
     to_predict: list[int] = []
@@ -433,6 +433,15 @@ def labeled_tracks_for_export() -> QuerySet[Track]:
 
 
 # --- who sees what ------------------------------------------------------------------------------------------
+
+
+def admin_usernames() -> list[str]:
+    """Whom a person without a role should ask (accounts in the admin group; superusers if none)."""
+    admins = User.objects.filter(is_active=True, groups__name="admin").order_by("username")
+    names = list(admins.values_list("username", flat=True)[:5])
+    return names or list(
+        User.objects.filter(is_active=True, is_superuser=True).values_list("username", flat=True)[:5]
+    )
 
 
 def annotations_visible_to(*, user: AbstractBaseUser) -> QuerySet[Annotation]:

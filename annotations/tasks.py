@@ -6,13 +6,16 @@ from __future__ import annotations
 import logging
 
 from celery import shared_task
-
-from annotations.selectors import queue_strategy_current, tracks_needing_work
-from annotations.services.model_versions import retrain_if_due
-from annotations.services.queue import leases_expire
-from annotations.services.visuals import track_visuals_build_recorded
+from celery.signals import worker_ready
+from django.conf import settings
+from django.core.cache import cache
 
 from .models import Track
+from .selectors import queue_strategy_current, tracks_needing_work
+from .services.model_versions import retrain_if_due
+from .services.queue import leases_expire
+from .services.recovery import recovery_sweep, work_in_flight
+from .services.visuals import track_visuals_build_recorded
 from .worker.analysis import TransientAnalysisError, tracks_embed
 from .worker.prediction import tracks_predict
 from .worker.prediction_jobs import prediction_job_run
@@ -96,3 +99,34 @@ def track_visuals_task(track_id: int) -> None:
     track = Track.objects.filter(pk=track_id).first()
     if track is not None:
         track_visuals_build_recorded(track=track)
+
+
+# While work is in flight, the sweep schedules its own next run, so a worker that died mid-batch or
+# mid-training is recovered within STALE_AFTER_S + SWEEP_EVERY even where beat does not run.
+_NEXT_SWEEP_KEY = "keyweb:recovery:next-sweep"
+
+
+def _sweep_every_s() -> float:
+    return min(30.0, max(5.0, settings.KEYWEB["STALE_AFTER_S"] / 2))
+
+
+@shared_task
+def recovery_sweep_task() -> int:
+    """Release stale claims (training, analysis, prediction jobs) and publish what the broker missed
+    (services/recovery.py). Beat runs it every minute; a starting worker runs it; it re-schedules itself."""
+    cache.delete(_NEXT_SWEEP_KEY)
+    report = recovery_sweep()
+    if report.total:
+        logger.info("recovery sweep: %s", report)
+    if work_in_flight() and cache.add(_NEXT_SWEEP_KEY, 1, timeout=int(_sweep_every_s() * 2)):
+        recovery_sweep_task.apply_async(countdown=_sweep_every_s())
+    return report.total
+
+
+@worker_ready.connect
+def _recover_on_start(sender=None, **kwargs) -> None:
+    """A worker that starts (e.g. after one was killed) looks for abandoned work at once."""
+    try:
+        recovery_sweep_task.apply_async()
+    except Exception as error:  # the broker is down: beat or the next start will sweep
+        logger.warning("could not schedule the recovery sweep at worker start: %s", error)

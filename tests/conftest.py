@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import socket
 import subprocess
 import sys
 import time
@@ -30,12 +31,10 @@ def _worker_environment() -> dict[str, str]:
     return environment
 
 
-@pytest.fixture
-def celery_worker_process(transactional_db):
+def _start_worker(environment: dict[str, str], name: str) -> subprocess.Popen:
     """A real `celery worker` subprocess consuming both queues from the real Redis broker."""
     from keyweb.celery import app
 
-    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages from earlier tests
     log_path = Path(settings.VAR_DIR) / f"worker-{time.monotonic_ns()}.log"
     with open(log_path, "wb") as log:
         process = subprocess.Popen(
@@ -54,28 +53,63 @@ def celery_worker_process(transactional_db):
                 "--without-mingle",
                 "--without-heartbeat",
                 "-n",
-                f"test-{os.getpid()}@%h",
+                f"{name}@%h",
                 "--loglevel",
                 "INFO",
             ],
             cwd=ROOT,
-            env=_worker_environment(),
+            env=environment,
             stdout=log,
             stderr=subprocess.STDOUT,
         )
+    process.log_path = log_path
+    deadline = time.monotonic() + 60
+    while not app.control.ping(destination=[f"{name}@{socket.gethostname()}"], timeout=0.5):
+        if process.poll() is not None or time.monotonic() > deadline:
+            raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
+    return process
+
+
+def _stop_worker(process: subprocess.Popen) -> None:
+    if process.poll() is not None:
+        return
+    process.terminate()
     try:
-        deadline = time.monotonic() + 60
-        while not app.control.ping(timeout=0.5):
-            if process.poll() is not None or time.monotonic() > deadline:
-                raise RuntimeError(f"the Celery worker did not start:\n{log_path.read_text()[-3000:]}")
-        process.log_path = log_path
+        process.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        process.kill()
+
+
+@pytest.fixture
+def celery_worker_process(transactional_db):
+    """A real `celery worker` subprocess consuming both queues from the real Redis broker."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()  # no stale messages from earlier tests
+    process = _start_worker(_worker_environment(), f"test-{os.getpid()}")
+    try:
         yield process
     finally:
-        process.terminate()
-        try:
-            process.wait(timeout=20)
-        except subprocess.TimeoutExpired:
-            process.kill()
+        _stop_worker(process)
+
+
+@pytest.fixture
+def celery_workers(transactional_db):
+    """Start real workers with extra environment (`start(KEYWEB_STALE_AFTER_S="6")`), e.g. to kill one
+    mid-task and start another; every worker still running is stopped at the end."""
+    redis.Redis.from_url(settings.CELERY_BROKER_URL).flushdb()
+    started: list[subprocess.Popen] = []
+
+    def start(**environment: str) -> subprocess.Popen:
+        process = _start_worker(
+            {**_worker_environment(), **environment}, f"test-{os.getpid()}-{len(started)}"
+        )
+        started.append(process)
+        return process
+
+    try:
+        yield start
+    finally:
+        for process in started:
+            _stop_worker(process)
 
 
 def wait_for(condition, *, timeout: float = 60.0, interval: float = 0.2, message: str = "condition"):

@@ -10,20 +10,23 @@ from django.contrib.auth.views import redirect_to_login
 from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse, JsonResponse
 
+from ..permissions import ADMIN, ANNOTATOR, REVIEWER, user_may
+
 SESSION_ENDED = "log in first: your session has ended"
 
 
+# Roles (groups) decide, as on the API (annotations/permissions.py); is_staff only opens Django's admin.
 def user_can_label(user) -> bool:
-    return user.has_perm("annotations.add_annotation")
+    return user_may(user, ANNOTATOR)
 
 
 def user_can_review(user) -> bool:
-    # Only the reviewer and admin roles carry this permission (setup_keyweb); superusers have all.
-    return user.has_perm("annotations.change_annotation")
+    return user_may(user, REVIEWER)
 
 
 def user_is_staff(user) -> bool:
-    return user.is_staff
+    """Kept for templates that ask; means the admin role, not Django's is_staff flag."""
+    return user_may(user, ADMIN)
 
 
 def wants_json(request: HttpRequest) -> bool:
@@ -82,4 +85,19 @@ annotator_required = _requires(
     user_can_label, "Your account may not label tracks; ask an admin for the annotator role."
 )
 reviewer_required = _requires(user_can_review, "Only reviewers and admins can review disputed tracks.")
-staff_required = _requires(user_is_staff, "The dashboard is for staff accounts only.")
+staff_required = _requires(
+    user_is_staff, "The dashboard is for admins only; ask an admin for the admin role."
+)
+admin_required = staff_required
+
+
+def access(request: HttpRequest) -> dict:
+    """Template context processor: what the signed-in user's roles allow (the nav shows only that)."""
+    user = getattr(request, "user", None)
+    return {
+        "access": {
+            "can_label": user_may(user, ANNOTATOR),
+            "can_review": user_may(user, REVIEWER),
+            "is_admin": user_may(user, ADMIN),
+        }
+    }

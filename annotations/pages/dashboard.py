@@ -13,18 +13,17 @@ from django.urls import NoReverseMatch, reverse
 from django.utils import timezone
 from kombu.exceptions import OperationalError as BrokerUnavailable
 
-from annotations.selectors import labels_since_last_training, queue_strategy_current
-from annotations.services.exports import csv_row_safe
-from annotations.services.model_versions import (
-    TrainingQueueUnavailable,
+from ml.active import STRATEGIES
+
+from .. import dispatch, selectors
+from ..models import ModelVersion
+from ..selectors import labels_since_last_training, queue_strategy_current
+from ..services.exports import csv_row_safe
+from ..services.model_versions import (
     model_training_request,
     model_version_activate,
 )
-from annotations.services.queue import QueueError, queue_strategy_set
-from ml.active import STRATEGIES
-
-from .. import selectors
-from ..models import ModelVersion
+from ..services.queue import QueueError, queue_strategy_set
 from .access import json_error, only, staff_required, wants_json
 from .keys import keys_table
 
@@ -121,10 +120,15 @@ def dashboard_training_request(request: HttpRequest) -> HttpResponse:
         version, created = model_training_request(
             user=request.user, reason=f"requested from the dashboard by {request.user.get_username()}"
         )
-    except (BrokerUnavailable, TrainingQueueUnavailable):
+    except BrokerUnavailable:
         return _refused(request, f"Training could not be started: {BROKER_DOWN}.", status=503)
     message = (
         f"Training of {version.name} was queued."
+        + (
+            " The task queue is unreachable right now; the training starts by itself when it is back."
+            if dispatch.is_pending(dispatch.TRAINING, version.pk)
+            else ""
+        )
         if created
         else f"{version.name} is already {version.get_status_display().lower()}; wait for it to finish."
     )

@@ -14,7 +14,7 @@ from ml.audio import AudioDecodeError
 from ..models import Track
 from ..selectors import track_visuals_building, track_visuals_failure, track_visuals_stored
 from ..services.visuals import track_visuals_build, track_visuals_build_in_background
-from .access import annotator_required, json_error, login_required, only
+from .access import annotator_required, json_error, only
 from .keys import circle_of_fifths, keys_table
 
 # Tracks up to this long get their visuals computed inside the request (~0.2 s for 90 s of audio);
@@ -41,7 +41,7 @@ def label_page(request: HttpRequest) -> HttpResponse:
 
 
 @only("GET")
-@login_required
+@annotator_required
 def track_visuals(request: HttpRequest, pk: int) -> JsonResponse:
     """The waveform and chromagram JSON: stored (the worker draws them at analysis), computed now for
     short tracks, or 202 while a worker task draws a long one."""

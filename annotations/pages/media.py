@@ -7,11 +7,11 @@ import re
 from pathlib import Path
 
 from django.conf import settings
-from django.contrib.auth.decorators import login_required
 from django.http import FileResponse, HttpRequest, HttpResponse, StreamingHttpResponse
 from django.shortcuts import get_object_or_404
 
 from ..models import Track
+from .access import annotator_required
 
 CONTENT_TYPES = {
     "wav": "audio/wav",
@@ -34,7 +34,7 @@ def _file_chunks(path: Path, start: int, length: int, chunk: int = 1 << 16):
             yield data
 
 
-@login_required
+@annotator_required
 def track_audio(request: HttpRequest, pk: int) -> HttpResponse:
     track = get_object_or_404(Track, pk=pk)
     path = Path(settings.MEDIA_ROOT) / track.audio.name

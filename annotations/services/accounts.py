@@ -12,7 +12,7 @@ from knox.models import AuthToken
 from knox.settings import CONSTANTS
 from rest_framework.authtoken.models import Token as PlainToken
 
-from annotations.permissions import ROLES
+from ..permissions import ROLES
 
 logger = logging.getLogger(__name__)
 User = get_user_model()
@@ -23,9 +23,15 @@ def user_role_set(*, user: AbstractBaseUser, role: str) -> AbstractBaseUser:
     """Give `user` exactly one KeyWeb role (groups made by `manage.py setup_keyweb`)."""
     if role not in ROLES:
         raise ValueError(f"unknown role {role!r}; choose one of {', '.join(ROLES)}")
+    if user.is_superuser and role != "admin":
+        raise ValueError("a superuser holds every role; remove its superuser status in Django's admin first")
     group, _ = Group.objects.get_or_create(name=role)
     user.groups.remove(*Group.objects.filter(name__in=ROLES).exclude(pk=group.pk))
     user.groups.add(group)
+    # is_staff opens Django's admin site only, and goes with the admin role.
+    if user.is_staff != (role == "admin"):
+        user.is_staff = role == "admin"
+        user.save(update_fields=["is_staff"])
     user.__dict__.pop("_keyweb_roles", None)
     return user
 

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from annotations.services.tracks import AUDIO_EXTENSIONS
+from .tracks import AUDIO_EXTENSIONS
 
 
 @dataclass(frozen=True)

@@ -12,12 +12,12 @@ from django.db import IntegrityError, transaction
 from django.db.models import F, OuterRef, Q, Subquery
 from django.utils import timezone
 
-from annotations.selectors import model_version_active, queue_strategy_current, tracks_open_for
-from annotations.services.labels import LabelValue, track_consensus_refresh
 from ml.active import STRATEGIES, stable_random_score
 
 from .. import dispatch
 from ..models import Annotation, Prediction, QueueSettings, Skip, Track
+from ..selectors import model_version_active, queue_strategy_current, tracks_open_for
+from .labels import LabelValue, track_consensus_refresh
 
 UNDO_WINDOW = timedelta(hours=1)
 # How many of the latest labels decide whether the held-out split is due (see _split_to_serve).

@@ -10,17 +10,17 @@ import numpy as np
 from django.conf import settings
 from django.core.cache import cache
 
-from annotations.selectors import (
-    VISUALS_VERSION,
-    track_visuals_path,
-    visuals_building_key,
-    visuals_failure_key,
-)
 from ml.audio import SAMPLE_RATE, load_audio
 from ml.files import json_write_atomic
 
 from .. import dispatch
 from ..models import Track
+from ..selectors import (
+    VISUALS_VERSION,
+    track_visuals_path,
+    visuals_building_key,
+    visuals_failure_key,
+)
 
 logger = logging.getLogger(__name__)
 

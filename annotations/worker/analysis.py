@@ -10,16 +10,16 @@ from pathlib import Path
 import numpy as np
 from django.conf import settings
 from django.db import DatabaseError
-from django.db.models import F, Q
+from django.db.models import F
 from django.utils import timezone
 
-from annotations.selectors import STALE_CLAIM, backbone_name_configured
-from annotations.services.visuals import track_visuals_compute, track_visuals_write
 from ml.audio import AudioDecodeError, load_audio, pitch_shift
 from ml.backbones.pitchclass import estimate_tuning_cents
 from ml.files import npy_write_atomic
 
 from ..models import Embedding, Track
+from ..selectors import backbone_name_configured
+from ..services.visuals import track_visuals_compute, track_visuals_write
 from .backbones import backbone_for, embedding_path, fingerprint_for
 
 logger = logging.getLogger(__name__)
@@ -36,21 +36,17 @@ def audio_path(track: Track) -> Path:
 
 
 def _claim(tracks: Iterable[Track]) -> list[Track]:
-    """PENDING (or a claim gone stale) → PROCESSING in one conditional UPDATE per track, so a duplicated
-    task running at the same time finds nothing left to claim. Tracks out of attempts are failed."""
+    """PENDING → PROCESSING in one conditional UPDATE per track, so a duplicated task running at the same
+    time finds nothing left to claim. A claim whose worker died is released by services.recovery; tracks
+    whose analysis kept failing with errors are failed here."""
     now = timezone.now()
-    claimable = Q(status=Track.Status.PENDING) | Q(
-        status=Track.Status.PROCESSING, analysis_started_at__lt=now - STALE_CLAIM
-    )
     claimed = []
     for track in tracks:
         if track.analysis_attempts >= MAX_ANALYSIS_ATTEMPTS:
             _fail(track, f"analysis failed {track.analysis_attempts} times; the worker log has the details")
             continue
-        updated = Track.objects.filter(Q(pk=track.pk) & claimable).update(
-            status=Track.Status.PROCESSING,
-            analysis_attempts=F("analysis_attempts") + 1,
-            analysis_started_at=now,
+        updated = Track.objects.filter(pk=track.pk, status=Track.Status.PENDING).update(
+            status=Track.Status.PROCESSING, analysis_started_at=now
         )
         if updated:
             claimed.append(track)
@@ -59,14 +55,17 @@ def _claim(tracks: Iterable[Track]) -> list[Track]:
 
 def _fail(track: Track, reason: str) -> None:
     logger.warning("track %s failed analysis: %s", track.pk, reason)
-    Track.objects.filter(pk=track.pk).update(status=Track.Status.FAILED, error=reason[:2000])
+    Track.objects.filter(pk=track.pk).update(
+        status=Track.Status.FAILED, error=reason[:2000], analysis_attempts=F("analysis_attempts") + 1
+    )
 
 
 def embeddings_ensure(
-    tracks: list[Track], *, backbone_name: str, semitones: Iterable[int] = (0,)
+    tracks: list[Track], *, backbone_name: str, semitones: Iterable[int] = (0,), alive=None
 ) -> tuple[dict[tuple[int, int], Embedding], dict[int, str]]:
     """Compute the (track, semitones) embeddings that today's backbone has not made yet, write each .npy
-    atomically and record it. Returns ({(track id, semitones): Embedding}, {track id: decode error})."""
+    atomically and record it. Returns ({(track id, semitones): Embedding}, {track id: decode error}).
+    `alive()` is called before each track, so the caller can renew its claim."""
     backbone = backbone_for(backbone_name)
     fingerprint = fingerprint_for(backbone_name)
     semitones = tuple(semitones)
@@ -76,6 +75,8 @@ def embeddings_ensure(
     }
     failures: dict[int, str] = {}
     for track in tracks:
+        if alive is not None:
+            alive()
         missing = [
             s
             for s in semitones
@@ -145,10 +146,19 @@ def tracks_embed(*, track_ids: list[int], backbone_name: str | None = None) -> l
     )
     if not claimed:
         return sorted(done)
+    claimed_ids = [t.pk for t in claimed]
+
+    def alive() -> None:  # renew the batch's claim before each track (the recovery sweep watches it)
+        Track.objects.filter(id__in=claimed_ids, status=Track.Status.PROCESSING).update(
+            analysis_started_at=timezone.now()
+        )
+
     try:
-        stored, failures = embeddings_ensure(claimed, backbone_name=backbone_name)
+        _, failures = embeddings_ensure(claimed, backbone_name=backbone_name, alive=alive)
     except (OSError, DatabaseError) as error:
-        Track.objects.filter(id__in=[t.pk for t in claimed]).update(status=Track.Status.PENDING)
+        Track.objects.filter(id__in=claimed_ids).update(
+            status=Track.Status.PENDING, analysis_attempts=F("analysis_attempts") + 1
+        )
         raise TransientAnalysisError(f"embedding interrupted: {error}") from error
     for track in claimed:
         if track.pk in failures:

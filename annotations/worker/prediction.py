@@ -8,12 +8,12 @@ import logging
 import numpy as np
 from django.db import connection, transaction
 
-from annotations.selectors import model_version_active, queue_priority_from_scores, queue_strategy_current
 from ml.active import uncertainty_scores
 from ml.heads import predict_tracks
 
 from .. import dispatch
 from ..models import Embedding, ModelVersion, Prediction, Track
+from ..selectors import model_version_active, queue_priority_from_scores, queue_strategy_current
 from .backbones import FingerprintMismatch, head_for
 
 logger = logging.getLogger(__name__)

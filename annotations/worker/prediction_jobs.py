@@ -5,35 +5,29 @@ from __future__ import annotations
 
 import logging
 import os
-from datetime import timedelta
 from pathlib import Path
 
 import numpy as np
 from django.conf import settings
-from django.db.models import Q
+from django.db.models import F
 from django.utils import timezone
 
-from annotations.selectors import model_version_active
 from ml.audio import AudioDecodeError, load_audio
 from ml.heads import predict_tracks
 
 from ..models import ModelVersion, PredictionJob
+from ..selectors import model_version_active
 from .backbones import backbone_for, head_for
 
 logger = logging.getLogger(__name__)
-
-STALE_RUNNING = timedelta(minutes=30)
 
 
 def prediction_job_run(*, job_id: str) -> PredictionJob | None:
     """Predict the key of a queued job's file with the active model. A second delivery of the same job
     finds it already claimed and does nothing (returns None)."""
-    # A job left RUNNING by a worker that died is claimed again once it is clearly stale.
-    stale = Q(status=PredictionJob.Status.RUNNING, created_at__lt=timezone.now() - STALE_RUNNING)
-    claimed = (
-        PredictionJob.objects.filter(pk=job_id)
-        .filter(Q(status=PredictionJob.Status.QUEUED) | stale)
-        .update(status=PredictionJob.Status.RUNNING)
+    # A job left RUNNING by a worker that died is queued again by services.recovery.
+    claimed = PredictionJob.objects.filter(pk=job_id, status=PredictionJob.Status.QUEUED).update(
+        status=PredictionJob.Status.RUNNING, started_at=timezone.now(), attempts=F("attempts") + 1
     )
     if not claimed:
         return None

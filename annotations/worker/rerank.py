@@ -6,10 +6,10 @@ from __future__ import annotations
 import numpy as np
 from django.db import transaction
 
-from annotations.selectors import model_version_active
 from ml.active import k_center_greedy
 
 from ..models import Embedding, Track
+from ..selectors import model_version_active
 
 DIVERSE_CANDIDATES = 300
 DIVERSE_BATCH = 50

@@ -7,22 +7,25 @@ from __future__ import annotations
 import logging
 import time
 
+import mir_eval
 import numpy as np
 from django.conf import settings
 from django.db import transaction
+from django.db.models import F
+from django.utils import timezone
 
-from annotations.selectors import model_version_active
-from annotations.services.model_versions import (
-    model_version_activate,
-    model_version_should_activate,
-    training_finished,
-)
 from ml.evaluation import head_evaluate
-from ml.heads import save_head
+from ml.heads import predict_tracks, save_head
 from ml.keys import Key
 from ml.training import TrainingExample, train_key_model
 
 from ..models import ModelVersion, Track
+from ..selectors import model_version_active
+from ..services.model_versions import (
+    activation_decide,
+    model_version_activate,
+    training_finished,
+)
 from .analysis import embeddings_ensure
 from .backbones import FingerprintMismatch, backbone_for, fingerprint_for, head_for, torch_device
 
@@ -31,9 +34,11 @@ logger = logging.getLogger(__name__)
 AUGMENT_SEMITONES = tuple(s for s in range(-6, 7) if s)
 
 
-def _training_examples(tracks: list[Track], *, backbone_name: str, shifted: bool):
+def _training_examples(tracks: list[Track], *, backbone_name: str, shifted: bool, alive=None):
     semitones = (0, *AUGMENT_SEMITONES) if shifted else (0,)
-    stored, failures = embeddings_ensure(tracks, backbone_name=backbone_name, semitones=semitones)
+    stored, failures = embeddings_ensure(
+        tracks, backbone_name=backbone_name, semitones=semitones, alive=alive
+    )
     examples, kept = [], []
     for track in tracks:
         if track.pk in failures or (track.pk, 0) not in stored:
@@ -51,6 +56,15 @@ def _training_examples(tracks: list[Track], *, backbone_name: str, shifted: bool
     return examples, kept
 
 
+def _track_scores(head, examples) -> list[float]:
+    """mir_eval's weighted score of each held-out track, in `examples` order (for paired comparisons)."""
+    probabilities = predict_tracks(head, [e.window_embeddings for e in examples])
+    return [
+        float(mir_eval.key.weighted_score(example.key.mir_eval, Key.from_index(int(index)).mir_eval))
+        for example, index in zip(examples, probabilities.argmax(axis=1), strict=True)
+    ]
+
+
 def _test_metrics(head, examples) -> dict:
     if not examples:
         return {"n": 0}
@@ -61,7 +75,10 @@ def model_train(*, version_id: int) -> ModelVersion | None:
     """Train the queued version on every consensus key label of the pool split, evaluate on the test split,
     save the head, and activate it unless it is worse than the active version beyond the tolerance."""
     started = ModelVersion.objects.filter(pk=version_id, status=ModelVersion.Status.QUEUED).update(
-        status=ModelVersion.Status.TRAINING, progress=0.0
+        status=ModelVersion.Status.TRAINING,
+        progress=0.0,
+        heartbeat_at=timezone.now(),
+        attempts=F("attempts") + 1,
     )
     if not started:  # a duplicate delivery: the version is already training or done
         return None
@@ -70,9 +87,17 @@ def model_train(*, version_id: int) -> ModelVersion | None:
     last_report = [0.0]
 
     def report(fraction: float) -> None:
+        # Progress doubles as the heartbeat the recovery sweep watches (services/recovery.py).
         if time.monotonic() - last_report[0] > 1.0 or fraction >= 1.0:
             last_report[0] = time.monotonic()
-            ModelVersion.objects.filter(pk=version_id).update(progress=round(0.2 + 0.7 * fraction, 3))
+            ModelVersion.objects.filter(pk=version_id).update(
+                progress=round(0.2 + 0.7 * fraction, 3), heartbeat_at=timezone.now()
+            )
+
+    def alive() -> None:
+        if time.monotonic() - last_report[0] > 1.0:
+            last_report[0] = time.monotonic()
+            ModelVersion.objects.filter(pk=version_id).update(heartbeat_at=timezone.now())
 
     try:
         backbone = backbone_for(version.backbone)
@@ -85,11 +110,13 @@ def model_train(*, version_id: int) -> ModelVersion | None:
             list(labeled.filter(split=Track.Split.POOL)),
             backbone_name=version.backbone,
             shifted=shifted,
+            alive=alive,
         )
         test_examples, _ = _training_examples(
             list(labeled.filter(split=Track.Split.TEST)),
             backbone_name=version.backbone,
             shifted=False,
+            alive=alive,
         )
         ModelVersion.objects.filter(pk=version_id).update(progress=0.2)
         if not train_examples:
@@ -109,14 +136,33 @@ def model_train(*, version_id: int) -> ModelVersion | None:
         metrics["validation"] = trained.metrics_validation
         metrics["ece_validation_before"] = trained.ece_before
         metrics["ece_validation_after"] = trained.ece_after
+        # Both versions on the SAME held-out tracks, track by track, for the activation rule.
         active = model_version_active()
-        active_weighted = None
-        if active is not None and test_examples and active.backbone == version.backbone:
+        active_scores, active_ece = None, None
+        if active is not None and active.backbone == version.backbone:
             try:
-                active_weighted = _test_metrics(head_for(active).head, test_examples).get("weighted")
-                metrics["active_weighted_same_test"] = active_weighted
+                active_head = head_for(active).head
+                if test_examples:
+                    active_metrics = _test_metrics(active_head, test_examples)
+                    active_scores, active_ece = (
+                        _track_scores(active_head, test_examples),
+                        active_metrics["ece"],
+                    )
+                    metrics["active_weighted_same_test"] = active_metrics["weighted"]
+                else:
+                    active_scores = []
             except FingerprintMismatch as error:  # the active head no longer fits: the new one wins
                 logger.info("not comparing with the active version: %s", error)
+        activation = activation_decide(
+            candidate_scores=_track_scores(trained.head, test_examples) if test_examples else [],
+            active_scores=active_scores,
+            candidate_ece=metrics.get("ece"),
+            active_ece=active_ece,
+        )
+        metrics["activation"] = {
+            **activation,
+            "compared_with": active.name if active_scores is not None else None,
+        }
         metrics["training_seconds"] = round(time.monotonic() - clock, 2)
         weights = settings.KEYWEB["MODEL_DIR"] / f"model-{version.pk}-{version.backbone}.pt"
         save_head(
@@ -145,10 +191,14 @@ def model_train(*, version_id: int) -> ModelVersion | None:
                 n_test_labels=len(test_examples),
             )
             version.refresh_from_db()
-            if model_version_should_activate(
-                candidate_weighted=metrics.get("weighted"), active_weighted=active_weighted
-            ):
+            if activation["activate"]:
                 model_version_activate(version=version)
+            logger.info(
+                "model version %s %s: %s",
+                version.pk,
+                "activated" if activation["activate"] else "kept inactive",
+                activation["reason"],
+            )
     except Exception as error:
         logger.exception("training of model version %s failed", version_id)
         training_finished(

@@ -36,13 +36,16 @@ def _library(folder, n: int) -> dict[str, str]:
     return truth
 
 
-def test_loop_with_a_real_worker(celery_worker_process, tmp_path, settings, django_user_model):
-    settings.KEYWEB = {
-        **settings.KEYWEB,
-        "TEST_FRACTION": 0.25,
-        "TRAINING_TIME_BUDGET_S": 8,
-        "ACTIVATION_TOLERANCE": 1.0,
-    }
+def test_loop_with_a_real_worker(celery_workers, tmp_path, settings, django_user_model):
+    settings.KEYWEB = {**settings.KEYWEB, "TEST_FRACTION": 0.25}
+    # The worker reads its own settings from the environment: a short training, and activation allowed on
+    # the few held-out tracks this small library has.
+    celery_workers(
+        KEYWEB_TEST_FRACTION="0.25",
+        KEYWEB_TRAINING_TIME_BUDGET_S="8",
+        KEYWEB_ACTIVATION_TOLERANCE="1.0",
+        KEYWEB_ACTIVATION_MIN_TRACKS="1",
+    )
     call_command("setup_keyweb", stdout=io.StringIO())
     default = ModelVersion.objects.get(is_default=True)
     truth = _library(tmp_path / "library", 16)

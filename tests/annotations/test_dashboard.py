@@ -49,7 +49,7 @@ def test_dashboard_is_for_staff_only(client, annotator):
     client.login(username="anna", password="anna-password-1")
     response = client.get(DASHBOARD)
     assert response.status_code == 403
-    assert "staff accounts only" in response.content.decode()
+    assert "for admins only" in response.content.decode()
     assert client.post(TRAIN).status_code == 403
     assert client.get(STATUS).status_code == 403
 

@@ -30,7 +30,7 @@ def test_dispatch_names_every_task_constant_it_defines():
 @pytest.mark.django_db(transaction=True)
 def test_messages_leave_only_after_commit_and_in_batches(monkeypatch):
     sent: list[tuple[str, list]] = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append((name, args)))
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kwargs: sent.append((name, args)))
     with transaction.atomic():
         dispatch.analysis_start(track_ids=list(range(40)))
         assert sent == []  # nothing published while the rows may still roll back
@@ -41,7 +41,7 @@ def test_messages_leave_only_after_commit_and_in_batches(monkeypatch):
 @pytest.mark.django_db(transaction=True)
 def test_a_rolled_back_transaction_publishes_nothing(monkeypatch):
     sent: list[str] = []
-    monkeypatch.setattr(app, "send_task", lambda name, args: sent.append(name))
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kwargs: sent.append(name))
     with pytest.raises(RuntimeError), transaction.atomic():
         dispatch.training_start(model_version_id=1)
         raise RuntimeError("roll back")

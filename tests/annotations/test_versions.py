@@ -1,33 +1,105 @@
-"""Training requests: one at a time, and a broker outage never leaves a phantom 'queued' version."""
+"""Training requests: one at a time (in the database), recovered when their worker dies, kept during a
+broker outage, and activated only when measured better on the same held-out tracks."""
 
 from __future__ import annotations
 
+from datetime import timedelta
+
+import numpy as np
 import pytest
+from django.db import IntegrityError, transaction
+from django.utils import timezone
 from kombu.exceptions import OperationalError
 
+from annotations import dispatch
 from annotations.models import ModelVersion
-from annotations.services.model_versions import (
-    TrainingQueueUnavailable,
-    model_training_request,
-    model_version_should_activate,
-)
+from annotations.services.model_versions import activation_decide, model_training_request
+from annotations.services.recovery import trainings_release_stale
 from keyweb.celery import app
 
 
 @pytest.mark.django_db(transaction=True)
-def test_broker_outage_fails_the_version_instead_of_blocking_training(monkeypatch):
+def test_broker_outage_keeps_the_training_queued_and_the_sweep_starts_it_later(monkeypatch):
+    """Regression: a request during a Redis outage was told it failed after committing. Now the version
+    stays queued with its message in the outbox, and the sweep publishes it once the broker is back."""
+    sent: list[tuple[str, list]] = []
+
     def broker_down(*args, **kwargs):  # fault injection: Redis unreachable at publish time
         raise OperationalError("Error 111 connecting to 127.0.0.1:6379. Connection refused.")
 
     monkeypatch.setattr(app, "send_task", broker_down)
-    with pytest.raises(TrainingQueueUnavailable, match="unreachable"):
-        model_training_request(reason="test")
-    version = ModelVersion.objects.get()
+    version, created = model_training_request(reason="test")
+    assert created and version.status == ModelVersion.Status.QUEUED and version.in_progress
+    assert dispatch.is_pending(dispatch.TRAINING, version.pk)
+    again, created_again = model_training_request(reason="second click")
+    assert again == version and not created_again  # still one training, not a phantom and a new one
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kwargs: sent.append((name, args)))
+    assert dispatch.outbox_flush(grace=timedelta(0)) == 1
+    assert sent == [(dispatch.TRAINING, [version.pk])]
+    assert not dispatch.is_pending(dispatch.TRAINING, version.pk)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_parallel_training_requests_start_one_training():
+    """Regression: eight parallel requests created six versions (four named v3); the database now allows
+    one version in progress."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    from django.db import connection
+
+    def request(number: int):
+        try:
+            return model_training_request(reason=f"parallel {number}")
+        finally:
+            connection.close()
+
+    with ThreadPoolExecutor(max_workers=8) as pool:
+        results = list(pool.map(request, range(8)))
+    assert sum(created for _, created in results) == 1
+    assert len({version.pk for version, _ in results}) == 1
+    assert ModelVersion.objects.filter(is_default=False).count() == 1
+
+
+@pytest.mark.django_db(transaction=True)
+def test_the_database_refuses_a_second_training_in_progress():
+    ModelVersion.objects.create(name="a", backbone="pitch_class", in_progress=True)
+    with pytest.raises(IntegrityError), transaction.atomic():
+        ModelVersion.objects.create(name="b", backbone="pitch_class", in_progress=True)
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_training_whose_worker_died_is_run_again_once_then_failed(settings, monkeypatch):
+    """Regression: a SIGKILLed training stayed `training` forever and answered every later request."""
+    settings.KEYWEB = {**settings.KEYWEB, "STALE_AFTER_S": 60}
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    long_ago = timezone.now() - timedelta(minutes=5)
+    version = ModelVersion.objects.create(
+        name="v1",
+        backbone="pitch_class",
+        status="training",
+        in_progress=True,
+        attempts=1,
+        heartbeat_at=long_ago,
+    )
+    fresh, created = model_training_request(reason="after the crash")
+    assert fresh == version and not created  # released and queued again, not a second version
+    version.refresh_from_db()
+    assert version.status == ModelVersion.Status.QUEUED and version.in_progress
+    ModelVersion.objects.filter(pk=version.pk).update(status="training", attempts=2, heartbeat_at=long_ago)
+    assert trainings_release_stale() == 1
+    version.refresh_from_db()
     assert version.status == ModelVersion.Status.FAILED and version.in_progress is None
-    assert "Redis" in version.error
-    monkeypatch.undo()
-    second, created = model_training_request(reason="after the outage")
-    assert created and second.pk != version.pk
+    assert "stopped 2 times" in version.error
+    assert model_training_request(reason="next")[1]  # the next request starts a new training
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_live_training_is_left_alone(settings):
+    settings.KEYWEB = {**settings.KEYWEB, "STALE_AFTER_S": 60}
+    ModelVersion.objects.create(
+        name="v1", backbone="pitch_class", status="training", in_progress=True, heartbeat_at=timezone.now()
+    )
+    assert trainings_release_stale() == 0
 
 
 @pytest.mark.django_db(transaction=True)
@@ -38,19 +110,48 @@ def test_only_one_training_at_a_time():
     assert ModelVersion.objects.filter(in_progress=True).count() == 1
 
 
-@pytest.mark.parametrize(
-    ("candidate", "active", "tolerance", "expected"),
-    [
-        (0.80, 0.80, 0.01, True),
-        (0.795, 0.80, 0.01, True),
-        (0.78, 0.80, 0.01, False),
-        (None, 0.5, 0.01, False),
-        (0.3, None, 0.01, True),
-    ],
-)
-def test_activation_rule(settings, candidate, active, tolerance, expected):
-    settings.KEYWEB = {**settings.KEYWEB, "ACTIVATION_TOLERANCE": tolerance}
-    assert model_version_should_activate(candidate_weighted=candidate, active_weighted=active) is expected
+def test_activation_needs_enough_shared_tracks(settings):
+    settings.KEYWEB = {**settings.KEYWEB, "ACTIVATION_MIN_TRACKS": 20}
+    decision = activation_decide(
+        candidate_scores=[1.0] * 11, active_scores=[0.5] * 11, candidate_ece=0.3, active_ece=0.1
+    )
+    assert not decision["activate"] and "only 11" in decision["reason"]  # weighted 1.000 on 11 tracks
+
+
+def test_activation_compares_track_by_track_with_a_margin(settings):
+    settings.KEYWEB = {**settings.KEYWEB, "ACTIVATION_MIN_TRACKS": 20, "ACTIVATION_TOLERANCE": 0.01}
+    rng = np.random.default_rng(1)
+    active = rng.choice([0.0, 0.3, 0.5, 1.0], size=60, p=[0.2, 0.1, 0.1, 0.6])
+    better = np.where(rng.random(60) < 0.3, 1.0, active)
+    assert activation_decide(
+        candidate_scores=better, active_scores=active, candidate_ece=0.05, active_ece=0.06
+    )["activate"]
+    worse = np.where(rng.random(60) < 0.3, 0.0, active)
+    decision = activation_decide(
+        candidate_scores=worse, active_scores=active, candidate_ece=0.05, active_ece=0.06
+    )
+    assert not decision["activate"] and "worse" in decision["reason"]
+    noisy = active.copy()
+    noisy[:6], noisy[6:12] = 1.0, 0.0  # as many wins as losses: not clearly as good
+    decision = activation_decide(
+        candidate_scores=noisy + 1e-9, active_scores=active, candidate_ece=0.05, active_ece=0.06
+    )
+    assert not decision["activate"] and decision["risk_of_worse"] > 0.2
+
+
+def test_activation_refuses_a_much_worse_calibration(settings):
+    settings.KEYWEB = {**settings.KEYWEB, "ACTIVATION_MIN_TRACKS": 5}
+    decision = activation_decide(
+        candidate_scores=[1.0] * 30, active_scores=[1.0] * 30, candidate_ece=0.30, active_ece=0.10
+    )
+    assert not decision["activate"] and "calibrated" in decision["reason"]
+
+
+def test_without_a_usable_active_model_any_measured_candidate_wins():
+    decision = activation_decide(
+        candidate_scores=[0.3] * 3, active_scores=None, candidate_ece=0.2, active_ece=None
+    )
+    assert decision["activate"]
 
 
 @pytest.mark.django_db(transaction=True)
@@ -75,3 +176,19 @@ def test_beat_check_retrains_once_enough_new_labels_arrived(settings, django_use
     assert version is not None and version.status == ModelVersion.Status.QUEUED
     assert retrain_if_due() is None  # the running one answers; nothing queued twice
     assert labels_since_last_training() == 0  # counted from the new version on
+
+
+@pytest.mark.django_db(transaction=True)
+def test_activation_repredicts_labeled_tracks_too(monkeypatch):
+    """Regression: only open tracks were re-predicted, so labeled ones showed no prediction afterwards."""
+    from annotations.services.model_versions import model_version_activate
+    from tests.factories import make_track
+
+    sent: list[tuple[str, list]] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kwargs: sent.append((name, args)))
+    open_track = make_track()
+    labeled = make_track(consensus_label="key", consensus_key=0)
+    version = ModelVersion.objects.create(name="v2", backbone="pitch_class", status="ready")
+    model_version_activate(version=version)
+    predicted = {track_id for name, args in sent if name == dispatch.PREDICTION for track_id in args[0]}
+    assert {open_track.pk, labeled.pk} <= predicted

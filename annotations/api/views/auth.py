@@ -112,7 +112,10 @@ class UserDetailApi(APIView):
         data.is_valid(raise_exception=True)
         if user == request.user and data.validated_data.get("is_active") is False:
             raise field_error("is_active", "you cannot disable your own account")
-        user_update(user=user, **data.validated_data)
+        try:
+            user_update(user=user, **data.validated_data)
+        except ValueError as error:  # a superuser's roles cannot be narrowed here
+            raise field_error("role", str(error)) from error
         return Response(UserSerializer(User.objects.get(pk=pk)).data)
 
 

@@ -50,10 +50,18 @@ class Command(BaseCommand):
                 counts["labels"] += int(outcome.label_imported)
 
         dispatch.analysis_start(track_ids=created_ids)  # batched: many tracks per embedding pass
+        waiting = sum(
+            dispatch.is_pending(dispatch.ANALYSIS, batch) for batch in dispatch.batches(created_ids)
+        )
         for path, problem in problems:
             self.stderr.write(f"  {path}: {problem}")
         summary = ", ".join(f"{n} {what}" for what, n in counts.items())
         self.stdout.write(f"{len(found)} files: {summary}")
+        if waiting:
+            self.stdout.write(
+                f"The task queue (Redis) is unreachable: analysis of {len(created_ids)} new tracks will start "
+                "by itself when it is back (a worker or beat publishes it); nothing needs to be imported again."
+            )
         if not found:
             raise CommandError("no audio files found under the given paths")
         if problems:

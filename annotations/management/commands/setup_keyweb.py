@@ -43,6 +43,7 @@ PERIODIC_TASKS = {
     ),
     "keyweb: return expired leases to the queue": ("annotations.tasks.leases_expire_task", 60),
     "keyweb: re-queue tracks stuck before analysis": ("annotations.tasks.analysis_sweep_task", 300),
+    "keyweb: recover from dead workers and broker outages": ("annotations.tasks.recovery_sweep_task", 60),
     "keyweb: diversity re-rank of the queue head": ("annotations.tasks.queue_rerank_task", 120),
 }
 
