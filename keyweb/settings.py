@@ -88,6 +88,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    "keyweb.security.ContentSecurityPolicyMiddleware",
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
@@ -303,7 +304,43 @@ LOGGING = {
     "loggers": {"django.db.backends": {"level": "WARNING"}},
 }
 
+# --- HTTP security headers -------------------------------------------------------------------------
+# Content-Security-Policy on every response (keyweb/security.py): the app's own scripts, styles, media,
+# images, fonts and fetches only; no inline script anywhere (pages pass data in <script
+# type="application/json"> blocks). style-src-attr allows style="" attributes only (not <style> elements,
+# which could hold selectors): label.js still writes one (the suggestion bars).
+CONTENT_SECURITY_POLICY = "; ".join(
+    [
+        "default-src 'self'",
+        "script-src 'self'",
+        "style-src 'self'",
+        "style-src-attr 'unsafe-inline'",
+        "img-src 'self' data:",
+        "media-src 'self' blob:",
+        "font-src 'self'",
+        "connect-src 'self'",
+        "worker-src 'self' blob:",
+        "object-src 'none'",
+        "base-uri 'self'",
+        "form-action 'self'",
+        "frame-ancestors 'none'",
+    ]
+)
+# Pages built by packages that inject <style> elements at run time: Redoc (styled-components), Swagger UI
+# and Django's admin. Scripts stay 'self' there too.
+CONTENT_SECURITY_POLICY_INLINE_STYLE_PATHS = ("/api/redoc/", "/api/docs/", "/admin/")
+
 if PRODUCTION:
     SESSION_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
     CSRF_COOKIE_SECURE = env_bool("DJANGO_SECURE_COOKIES", True)
+    # HTTPS only: plain-HTTP requests are redirected (except the health check a load balancer makes), and
+    # browsers are told to use HTTPS for a year. Set DJANGO_SECURE_SSL_REDIRECT=false only when something in
+    # front already redirects; DJANGO_SECURE_HSTS_SECONDS=0 turns HSTS off.
+    SECURE_SSL_REDIRECT = env_bool("DJANGO_SECURE_SSL_REDIRECT", True)
+    SECURE_REDIRECT_EXEMPT = [r"^healthz$"]
+    SECURE_HSTS_SECONDS = int(env_number("DJANGO_SECURE_HSTS_SECONDS", 365 * 24 * 3600, int))
+    SECURE_HSTS_INCLUDE_SUBDOMAINS = env_bool("DJANGO_SECURE_HSTS_INCLUDE_SUBDOMAINS", False)
+    SECURE_HSTS_PRELOAD = env_bool("DJANGO_SECURE_HSTS_PRELOAD", False)
+if NUM_PROXIES > 0:
+    # Only a proxy we were told about may say the client used HTTPS (it must overwrite the header).
     SECURE_PROXY_SSL_HEADER = ("HTTP_X_FORWARDED_PROTO", "https")

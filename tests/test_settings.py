@@ -79,3 +79,43 @@ def test_postgresql_gets_no_sqlite_options():
         {"DATABASE_URL": "postgres://u:p@db:5432/k"}, "s.DATABASES['default'].get('OPTIONS', {})"
     )
     assert "transaction_mode" not in options and "init_command" not in options
+
+
+def test_production_is_https_only_with_hsts_for_a_year():
+    values = _settings_json(
+        PRODUCTION,
+        "[s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SESSION_COOKIE_SECURE, s.CSRF_COOKIE_SECURE, "
+        "getattr(s, 'SECURE_PROXY_SSL_HEADER', None), s.SECURE_REDIRECT_EXEMPT]",
+    )
+    assert values == [True, 365 * 24 * 3600, True, True, None, ["^healthz$"]]
+
+
+def test_production_https_settings_come_from_the_environment():
+    environment = {
+        **PRODUCTION,
+        "DJANGO_SECURE_SSL_REDIRECT": "false",
+        "DJANGO_SECURE_HSTS_SECONDS": "0",
+        "KEYWEB_NUM_PROXIES": "1",
+    }
+    values = _settings_json(
+        environment,
+        "[s.SECURE_SSL_REDIRECT, s.SECURE_HSTS_SECONDS, s.SECURE_PROXY_SSL_HEADER, s.NUM_PROXIES]",
+    )
+    assert values == [False, 0, ["HTTP_X_FORWARDED_PROTO", "https"], 1]
+
+
+def test_development_does_not_redirect_to_https():
+    from django.conf import global_settings  # what Django uses for a setting the module leaves out
+
+    values = _settings_json(
+        {},
+        "[getattr(s, 'SECURE_SSL_REDIRECT', None), getattr(s, 'SECURE_HSTS_SECONDS', None), "
+        "s.REST_FRAMEWORK['NUM_PROXIES']]",
+    )
+    assert values == [None, None, 0]
+    assert global_settings.SECURE_SSL_REDIRECT is False and global_settings.SECURE_HSTS_SECONDS == 0
+
+
+def test_a_negative_proxy_count_is_refused():
+    result = _load_settings({"KEYWEB_NUM_PROXIES": "-1", "KEYWEB_VAR_DIR": "/tmp/keyweb-settings-test"})
+    assert result.returncode != 0 and "KEYWEB_NUM_PROXIES" in result.stderr
