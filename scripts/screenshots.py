@@ -1,4 +1,5 @@
-"""Screenshots of the label page, the review page and the dashboard, saved under docs/screenshots/.
+"""Screenshots of the label page, the review page, the tracks page and the dashboard, at desktop, laptop
+(1280×720) and phone (390 px) widths, saved under docs/screenshots/.
 
 Run as `.venv/bin/python scripts/screenshots.py`. It builds a throwaway library (its own temporary var
 folder, SQLite database and bundled Redis), analyses synthetic tracks with the shipped model, trains two
@@ -148,15 +149,32 @@ def main() -> None:
             ],
         )
 
-        def new_page():
-            context = browser.new_context(base_url=base_url, viewport={"width": 1400, "height": 1000})
+        def new_page(width: int = 1400, height: int = 1000):
+            # bypass_csp: the app's script-src 'self' also forbids the expressions Playwright evaluates.
+            context = browser.new_context(
+                base_url=base_url, viewport={"width": width, "height": height}, bypass_csp=True
+            )
             return context.new_page()
+
+        def label_page_ready(page) -> None:
+            page.goto("/label/")
+            page.wait_for_function("window.keyweb.player && window.keyweb.player.visuals !== null")
+            # The first track starts by itself; pause it so every shot shows the same moment.
+            page.evaluate("document.getElementById('audio').pause()")
 
         step("label page")
         page = new_page()
         log_in(page, "anna")
-        page.goto("/label/")
-        page.wait_for_function("window.keyweb.player && window.keyweb.player.visuals !== null")
+        label_page_ready(page)
+        for _ in range(6):  # a held-out track comes without suggestions: show it, then skip to a pool one
+            if not page.evaluate("window.keyweb.track && window.keyweb.track.blind"):
+                break
+            page.screenshot(path=str(OUTPUT / "label-held-out.png"))
+            previous = page.evaluate("window.keyweb.currentTrackId")
+            page.keyboard.press("s")
+            page.wait_for_function("previous => window.keyweb.currentTrackId !== previous", arg=previous)
+            page.wait_for_function("window.keyweb.player.visuals !== null")
+            page.evaluate("document.getElementById('audio').pause()")
         box = page.locator("#waveform").bounding_box()
         left = box["x"] + 34
         width = box["width"] - 34
@@ -167,10 +185,34 @@ def main() -> None:
         page.wait_for_timeout(1500)
         page.keyboard.press("Space")
         page.keyboard.press("k")
+        # Nothing is preselected: pick the model's first suggestion, as a listener would, to hear the drone.
+        page.evaluate("window.keyweb.picker.select((window.keyweb.track.suggestions[0] || {index: 0}).index)")
         page.keyboard.press("o")
         page.wait_for_timeout(300)
         page.screenshot(path=str(OUTPUT / "label.png"), full_page=True)
         page.keyboard.press("Escape")
+        page.keyboard.press("?")
+        page.screenshot(path=str(OUTPUT / "label-shortcuts.png"), full_page=True)
+
+        step("label page on a 1280×720 laptop and a 390 px phone")
+        page = new_page(1280, 720)
+        log_in(page, "anna")
+        label_page_ready(page)
+        page.screenshot(path=str(OUTPUT / "label-laptop.png"))
+        page = new_page(390, 844)
+        log_in(page, "anna")
+        label_page_ready(page)
+        page.screenshot(path=str(OUTPUT / "label-phone.png"), full_page=True)
+
+        step("tracks page")
+        page = new_page()
+        log_in(page, "ada")
+        page.goto("/tracks/?state=labeled")
+        page.screenshot(path=str(OUTPUT / "tracks.png"), full_page=True)
+        page = new_page(390, 844)
+        log_in(page, "ada")
+        page.goto("/tracks/")
+        page.screenshot(path=str(OUTPUT / "tracks-phone.png"))
 
         step("review page")
         page = new_page()
@@ -178,13 +220,24 @@ def main() -> None:
         page.goto(f"/review/{data['disputed'].pk}/")
         page.wait_for_function("window.keyweb.player && window.keyweb.player.visuals !== null")
         page.screenshot(path=str(OUTPUT / "review.png"), full_page=True)
+        page = new_page(390, 844)
+        log_in(page, "rita")
+        page.goto(f"/review/{data['disputed'].pk}/")
+        page.wait_for_function("window.keyweb.player && window.keyweb.player.visuals !== null")
+        page.screenshot(path=str(OUTPUT / "review-phone.png"), full_page=True)
 
         step("dashboard")
         page = new_page()
         log_in(page, "ada")
         page.goto("/dashboard/")
         page.wait_for_selector("#chart-confusion svg")
+        page.wait_for_selector("#agreement-table table")
         page.screenshot(path=str(OUTPUT / "dashboard.png"), full_page=True)
+        page = new_page(390, 844)
+        log_in(page, "ada")
+        page.goto("/dashboard/")
+        page.wait_for_selector("#chart-confusion svg")
+        page.screenshot(path=str(OUTPUT / "dashboard-phone.png"))
 
         step("home page")
         page = new_page()

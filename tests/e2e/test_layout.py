@@ -123,3 +123,26 @@ def test_the_label_page_fits_a_laptop_screen(page, library):
     page.keyboard.press("?")
     assert page.locator("#shortcuts .shortcut-list").is_visible()
     assert page.console_errors == []
+
+
+def test_every_page_runs_under_the_content_security_policy(browser, live_server, library):
+    """The other browser tests bypass the policy to evaluate expressions; here it is enforced, and a
+    violation (an inline script, an eval, a foreign source) would show as a console error."""
+    context = browser.new_context(base_url=live_server.url, viewport=LAPTOP)
+    tab = context.new_page()
+    errors = []
+    tab.on("console", lambda message: message.type == "error" and errors.append(message.text))
+    tab.on("pageerror", lambda error: errors.append(str(error)))
+    log_in(tab, "ada")
+    for path, ready in (
+        ("/", "main"),
+        ("/label/", "#suggestions li"),
+        ("/tracks/", "table.tracks"),
+        (f"/review/{library[2].pk}/", ".decide-quick"),
+        ("/dashboard/", "#chart-confusion, #agreement-table table"),
+        ("/upload/", "#id_files"),
+    ):
+        tab.goto(path)
+        tab.locator(ready).first.wait_for()
+    context.close()
+    assert errors == []

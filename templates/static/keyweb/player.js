@@ -336,9 +336,10 @@
       context.imageSmoothingEnabled = false;
       context.drawImage(bitmap, left, 0, layer.width - left, layer.height);
       context.fillStyle = COLORS.text;
-      context.font = `600 ${12 * ratio}px system-ui, sans-serif`;
-      context.textBaseline = "middle";
       const row = layer.height / 12;
+      // 12 px names, smaller only when the rows are too short to keep them apart.
+      context.font = `600 ${Math.min(12 * ratio, row * 0.95)}px system-ui, sans-serif`;
+      context.textBaseline = "middle";
       names.forEach((name, pc) => context.fillText(name, 4 * ratio, (11 - pc + 0.5) * row));
     }
 
