@@ -144,13 +144,19 @@ def speed(paths: list[str], head: Path, args) -> dict:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--devbench", type=Path, default=Path("var/devbench"))
-    parser.add_argument("--backbones", nargs="+", default=["skey", "pitch_class"])
-    parser.add_argument("--sizes", nargs="+", type=int, default=[25, 50, 100, 240])
+    parser.add_argument(
+        "--backbones",
+        nargs="+",
+        default=["skey", "pitch_class"],
+        help="names, or skey@CHECKPOINT for other weights",
+    )
+    parser.add_argument("--sizes", nargs="*", type=int, default=[25, 50, 100, 240])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     parser.add_argument("--time-budget", type=float, default=20.0)
     parser.add_argument("--essentia-profiles", nargs="*", default=["bgate", "edma", "krumhansl"])
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/embeddings"))
     parser.add_argument("--skip-peers", action="store_true")
+    parser.add_argument("--no-curves", nargs="*", default=[], help="backbones measured at zero labels only")
     parser.add_argument("--speed-files", type=int, default=100)
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
@@ -163,22 +169,25 @@ def main() -> int:
     report: dict = {"command": " ".join(sys.argv), "n_train": len(train_rows), "n_test": len(test_rows)}
     report["peers"] = {} if args.skip_peers else run_peers([str(r.path) for r in test_rows], test_keys, args)
     report["backbones"] = {}
-    for name in args.backbones:
-        backbone = get_backbone(name)
+    for label in args.backbones:
+        # "skey@CKPT": the skey backbone with other weights (curves without the shipped network).
+        name, _, checkpoint = label.partition("@")
+        backbone = get_backbone(name, checkpoint_path=checkpoint) if checkpoint else get_backbone(name)
         test_embeddings, test_embed_s = embed(backbone, [r.path for r in test_rows], args.cache_dir)
         train_embeddings, _ = embed(backbone, [r.path for r in train_rows], args.cache_dir)
         entry: dict = {"embed_test_s": round(test_embed_s, 1)}
         head_path = default_head_path(name)
-        if head_path.is_file():
+        if head_path.is_file() and not checkpoint:
             shipped = load_head(head_path)
             entry["zero_labels"] = summary_of(predict_tracks(shipped.head, test_embeddings), test_keys)
-            print(json.dumps({"backbone": name, "zero_labels": entry["zero_labels"]}), flush=True)
-        entry["points"] = curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args)
-        entry["curve"] = mean_curve(entry["points"])
-        report["backbones"][name] = entry
+            print(json.dumps({"backbone": label, "zero_labels": entry["zero_labels"]}), flush=True)
+        if args.sizes and label not in args.no_curves:
+            entry["points"] = curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args)
+            entry["curve"] = mean_curve(entry["points"])
+        report["backbones"][label] = entry
         json_write_atomic(args.out, report)
     if args.speed_files and not args.skip_peers:
-        name = args.backbones[0]
+        name = args.backbones[0].partition("@")[0]
         paths = [str(row.path) for row in (test_rows + train_rows)[: args.speed_files]]
         report["speed"] = speed(paths, default_head_path(name), args)
         print(json.dumps({"speed": report["speed"]}), flush=True)

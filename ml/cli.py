@@ -214,25 +214,31 @@ def _resolve_head(args: argparse.Namespace):
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ml.audio import load_audio
     from ml.cache import embeddings_cached
     from ml.heads import predict_windows
+    from ml.predict import embed_files
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
     loaded = _resolve_head(args)
     backbone = load_backbone(loaded.config.backbone)
+    if args.cache_dir:
+
+        def cached(path):
+            try:
+                return embeddings_cached(path, backbone, args.cache_dir), None
+            except (AudioDecodeError, ValueError) as error:
+                return None, str(error)
+
+        embedded = (cached(path) for path in args.files)
+    else:
+        embedded = embed_files(args.files, backbone=backbone, workers=args.workers)
     results, failures = [], 0
-    for path in args.files:
-        try:
-            if args.cache_dir:
-                embeddings = embeddings_cached(path, backbone, args.cache_dir)
-            else:
-                embeddings = backbone.window_embeddings(load_audio(path))
-        except (AudioDecodeError, ValueError) as error:
+    for path, (embeddings, error) in zip(args.files, embedded, strict=True):
+        if error is not None:
             failures += 1
             print(f"error: {error}", file=sys.stderr)
-            results.append({"path": str(path), "error": str(error)})
+            results.append({"path": str(path), "error": error})
             continue
         probabilities = predict_windows(loaded.head, embeddings)
         ranked = np.argsort(probabilities)[::-1][: args.top]
@@ -419,6 +425,9 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=3, help="also show the next K-1 keys (default 3)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
     predict.add_argument("--cache-dir", type=Path, help="cache embeddings here (default: no cache)")
+    predict.add_argument(
+        "--workers", type=int, help="processes for decoding and analysis (default: CPU count)"
+    )
     predict.set_defaults(handler=run_predict)
 
     commands.add_parser(

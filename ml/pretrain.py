@@ -361,6 +361,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--resume", action="store_true", help="continue the unfinished checkpoint at --out")
     parser.add_argument("--steps", type=int, default=PretrainConfig.steps)
     parser.add_argument("--batch-size", type=int, default=PretrainConfig.batch_size)
+    parser.add_argument("--segment-seconds", type=float, default=PretrainConfig.segment_seconds)
     parser.add_argument("--with-keys", action="store_true", help="also learn from the CSV's key column")
     parser.add_argument("--synthetic", type=int, default=0, help="add N labelled synthetic tracks")
     parser.add_argument("--init-from", type=Path, help="start from this checkpoint's weights")
@@ -387,7 +388,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         decoded += synthetic_audio(args.synthetic, seed=args.seed)
     tracks = tracks_from_audio(decoded, device=args.device)
     del decoded
-    config = PretrainConfig(steps=args.steps, batch_size=args.batch_size, seed=args.seed)
+    config = PretrainConfig(
+        steps=args.steps, batch_size=args.batch_size, segment_seconds=args.segment_seconds, seed=args.seed
+    )
     bar = tqdm(total=config.steps, desc="pretraining", unit="step", disable=None, file=sys.stderr)
 
     def report(step: int, steps: int, losses: dict) -> None:

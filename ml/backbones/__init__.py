@@ -9,6 +9,7 @@ from ml.backbones.base import ASSETS_DIR, SAMPLE_RATE, SKEY_CHECKPOINT_ENV, Back
 
 BACKBONE_NAMES = ("pitch_class", "myna_vertical", "skey")
 CHECKPOINT_ENV = "MYNA_CHECKPOINT"
+FORCE_ENV = "KEYWEB_BACKBONE"
 
 __all__ = ["BACKBONE_NAMES", "SAMPLE_RATE", "Backbone", "default_backbone_name", "get_backbone"]
 
@@ -39,10 +40,19 @@ def get_backbone(name: str, **options) -> Backbone:
 def default_backbone_name() -> str:
     """The one rule for which backbone KeyWeb uses when none is named.
 
+    KEYWEB_BACKBONE, when set, names it outright (tests and deployments that must not change models).
+
     'myna_vertical' when MYNA_CHECKPOINT names an existing file; else 'skey' when its network and its
     shipped head are both present (ml/assets, or SKEY_CHECKPOINT); else 'pitch_class', which needs
     no weights.
     """
+    forced = os.environ.get(FORCE_ENV)
+    if forced:
+        if forced not in BACKBONE_NAMES:
+            raise ValueError(
+                f"{FORCE_ENV}={forced!r} is not a backbone; choose one of: {', '.join(BACKBONE_NAMES)}"
+            )
+        return forced
     checkpoint = os.environ.get(CHECKPOINT_ENV)
     if checkpoint and Path(checkpoint).is_file():
         return "myna_vertical"

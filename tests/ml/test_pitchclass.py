@@ -197,6 +197,7 @@ def test_default_backbone_rule_myna_then_skey_then_pitch_class(monkeypatch, tmp_
     monkeypatch.setattr(ml.backbones, "ASSETS_DIR", assets)
     monkeypatch.delenv("MYNA_CHECKPOINT", raising=False)
     monkeypatch.delenv("SKEY_CHECKPOINT", raising=False)
+    monkeypatch.delenv("KEYWEB_BACKBONE", raising=False)
     assert default_backbone_name() == "pitch_class"
     (assets / "skey_backbone.pt").write_bytes(b"weights")
     assert default_backbone_name() == "pitch_class"  # a network without its shipped head is not enough
@@ -208,3 +209,8 @@ def test_default_backbone_rule_myna_then_skey_then_pitch_class(monkeypatch, tmp_
     checkpoint.write_bytes(b"weights")
     monkeypatch.setenv("MYNA_CHECKPOINT", str(checkpoint))
     assert default_backbone_name() == "myna_vertical"
+    monkeypatch.setenv("KEYWEB_BACKBONE", "pitch_class")
+    assert default_backbone_name() == "pitch_class"
+    monkeypatch.setenv("KEYWEB_BACKBONE", "chroma_magic")
+    with pytest.raises(ValueError, match="KEYWEB_BACKBONE"):
+        default_backbone_name()

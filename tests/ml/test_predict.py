@@ -1,0 +1,61 @@
+"""`python -m ml predict` in a process pool, and the `python -m ml pretrain` command."""
+
+import json
+
+import numpy as np
+import torch
+
+from ml.backbones import get_backbone
+from ml.backbones.skey_net import load_model
+from ml.cli import main
+from ml.keys import ALL_KEYS
+from ml.predict import embed_files
+from tests.factories import write_synthetic
+
+
+def test_the_pool_gives_the_same_embeddings_and_errors_in_order(tmp_path):
+    paths = [
+        write_synthetic(
+            tmp_path / f"t{i}.wav", key=ALL_KEYS[i].mir_eval, seed=i, seconds=3.0, sample_rate=16_000
+        )
+        for i in range(8)
+    ]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really")
+    paths.insert(3, broken)
+    backbone = get_backbone("pitch_class")
+    pooled = list(embed_files(paths, backbone=backbone, workers=2))
+    single = list(embed_files(paths, backbone=backbone, workers=1))
+    assert [error is not None for _, error in pooled] == [path == broken for path in paths]
+    for (a, error_a), (b, _) in zip(pooled, single, strict=True):
+        if error_a is None:
+            np.testing.assert_allclose(a, b, rtol=1e-5, atol=1e-6)
+
+
+def test_pretrain_command_writes_a_checkpoint_and_resume_finishes_it(tmp_path, capsys):
+    folder = tmp_path / "library"
+    folder.mkdir()
+    for i in range(2):
+        write_synthetic(folder / f"t{i}.wav", key="C major", seed=i, seconds=4.0, sample_rate=16_000)
+    out = tmp_path / "skey.pt"
+    torch.set_num_threads(1)
+    arguments = [
+        "pretrain",
+        "--audio-list",
+        str(folder),
+        "--out",
+        str(out),
+        "--batch-size",
+        "2",
+        "--device",
+        "cpu",
+    ]
+    assert main([*arguments, "--steps", "1"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["steps_done"] == 1 and summary["resumed_from"] == 0
+    state = torch.load(out, weights_only=True)
+    assert state["pretraining"]["complete"] and state["pretraining"]["data"]["tracks"] == 2
+    load_model(out)  # rebuilt from the file alone
+    assert main([*arguments, "--steps", "1", "--resume"]) == 0
+    assert json.loads(capsys.readouterr().out)["resumed_from"] == 1  # complete: nothing left to do
+    assert main(["pretrain", "--audio-list", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
