@@ -49,7 +49,7 @@ def page(browser, live_server):
     context = browser.new_context(
         base_url=live_server.url, viewport={"width": 1400, "height": 1000}, bypass_csp=True
     )
-    context.set_default_timeout(15_000)
+    context.set_default_timeout(30_000)  # a loaded CI machine (or a shared 2-core box) is slow
     tab = context.new_page()
     tab.console_errors = []
     tab.on("console", lambda message: message.type == "error" and tab.console_errors.append(message.text))
@@ -58,9 +58,22 @@ def page(browser, live_server):
     context.close()
 
 
+@pytest.fixture(autouse=True)
+def _fresh_rate_limits():
+    """Login attempts are rate-limited per address and per username in the shared cache; the browser tests
+    log in far more often than a person would, so each test starts with fresh counters."""
+    from django.core.cache import cache
+
+    cache.clear()
+    yield
+    cache.clear()
+
+
 def log_in(page, username: str) -> None:
     page.goto("/login/")
     page.fill("#id_username", username)
     page.fill("#id_password", f"{username}-password-1")
     page.press("#id_password", "Enter")
-    page.wait_for_url("**/")
+    # Wait until we have left the login page: "**/" alone would match /login/ itself, so a refused login
+    # (a typo, a rate limit) would only show up later as a puzzling timeout.
+    page.wait_for_url(lambda url: "/login/" not in url)

@@ -80,6 +80,17 @@ class TrackRefSerializer(serializers.Serializer):
     track = serializers.IntegerField(min_value=1)
 
 
+NEXT_HELP = "Answer with the next leased track too (as `next`, null when none is left): one round trip"
+
+
+class QueueSubmitSerializer(AnnotationCreateSerializer):
+    next = serializers.BooleanField(required=False, default=False, help_text=NEXT_HELP)
+
+
+class QueueSkipSerializer(TrackRefSerializer):
+    next = serializers.BooleanField(required=False, default=False, help_text=NEXT_HELP)
+
+
 class ReviewDecisionSerializer(serializers.Serializer):
     key = LabelField(help_text="The decided key in any notation, or a no-key label")
     notes = serializers.CharField(required=False, allow_blank=True, max_length=5000, default="")

@@ -31,11 +31,12 @@ from ..serializers.labels import (
     AnnotationCreateSerializer,
     AnnotationSerializer,
     ProgressSerializer,
+    QueueSkipSerializer,
+    QueueSubmitSerializer,
     QueueTrackSerializer,
     ReviewDecisionSerializer,
     SkippedTrackSerializer,
     SkipResultSerializer,
-    TrackRefSerializer,
     UndoResultSerializer,
     progress_data,
 )
@@ -76,8 +77,14 @@ def _skip_put_back(*, user, track: Track) -> int:
     return deleted
 
 
-def _submit(request) -> Response:
-    data = AnnotationCreateSerializer(data=request.data)
+def _with_next(request, body: dict) -> dict:
+    """`body` plus the next leased track, for clients that asked for it with "next": true."""
+    track = queue_next(user=request.user)
+    return {**body, "next": QueueTrackSerializer(track, context={"request": request}).data if track else None}
+
+
+def _submit(request, *, serializer=AnnotationCreateSerializer) -> Response:
+    data = serializer(data=request.data)
     data.is_valid(raise_exception=True)
     values = data.validated_data
     try:
@@ -91,7 +98,10 @@ def _submit(request) -> Response:
         )
     except QueueError as error:
         raise Conflict(str(error)) from error
-    return Response(AnnotationSerializer(annotation).data, status=status.HTTP_201_CREATED)
+    body = AnnotationSerializer(annotation).data
+    if values.get("next"):
+        body = _with_next(request, body)
+    return Response(body, status=status.HTTP_201_CREATED)
 
 
 class AnnotationListApi(ListAPIView):
@@ -152,13 +162,14 @@ class QueueProgressApi(APIView):
 
 
 class QueueSubmitApi(APIView):
-    """Submit your label for a track (any role); releases your lease. Same body as POST /annotations."""
+    """Submit your label for a track (any role); releases your lease. Same body as POST /annotations, plus
+    "next": true to get the next leased track in the same answer."""
 
     permission_classes = [IsAnnotator]
 
-    @extend_schema(request=AnnotationCreateSerializer, responses={201: AnnotationSerializer})
+    @extend_schema(request=QueueSubmitSerializer, responses={201: AnnotationSerializer})
     def post(self, request):
-        return _submit(request)
+        return _submit(request, serializer=QueueSubmitSerializer)
 
 
 class QueueSkipApi(APIView):
@@ -166,13 +177,14 @@ class QueueSkipApi(APIView):
 
     permission_classes = [IsAnnotator]
 
-    @extend_schema(request=TrackRefSerializer, responses={200: SkipResultSerializer})
+    @extend_schema(request=QueueSkipSerializer, responses={200: SkipResultSerializer})
     def post(self, request):
-        data = TrackRefSerializer(data=request.data)
+        data = QueueSkipSerializer(data=request.data)
         data.is_valid(raise_exception=True)
         track = _track_or_400(data.validated_data["track"])
         queue_skip(user=request.user, track=track)
-        return Response({"skipped": track.pk})
+        body = {"skipped": track.pk}
+        return Response(_with_next(request, body) if data.validated_data["next"] else body)
 
 
 class QueueSkippedApi(APIView):

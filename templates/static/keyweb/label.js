@@ -207,6 +207,7 @@
       tuning_cents: tuning === "" ? null : tuning,
       notes: $("notes").value,
       time_spent_s: Math.round((performance.now() - state.shownAt) / 100) / 10,
+      next: true, // the next leased track comes in the same answer: one round trip
     };
     const title = displayName(state.track);
     const started = performance.now();
@@ -216,9 +217,8 @@
       return;
     }
     if (!response || !response.ok) return;
-    const next = await fetchNext();
-    if (next === undefined) return;
     kw.timings.push(performance.now() - started);
+    const next = await takeNext(response.body.next);
     announce(`Saved ${description} for “${title}”.${next ? "" : " That was the last track in your queue."}`);
     showTrack(next, { autoplay: shouldAutoplay() });
   }
@@ -237,6 +237,17 @@
     }
     updateProgress(response.body.progress);
     return response.body;
+  }
+
+  /* The track a submit or skip answered with; when none is left, the counts come from /progress. */
+  async function takeNext(track) {
+    if (track) {
+      updateProgress(track.progress);
+      return track;
+    }
+    const progress = await kw.requestJSON(URLS.progress);
+    if (progress.ok) updateProgress(progress.body);
+    return null;
   }
 
   function keyIndexOf(name) {
@@ -274,10 +285,9 @@
   async function skip() {
     if (!state.track) return;
     const title = displayName(state.track);
-    const response = await send(URLS.skip, { track: state.track.id });
+    const response = await send(URLS.skip, { track: state.track.id, next: true });
     if (!response || !response.ok) return;
-    const next = await fetchNext();
-    if (next === undefined) return;
+    const next = await takeNext(response.body.next);
     announce(`Skipped “${title}”; it will not come back to you today (see “Skipped today” to put it back).`);
     showTrack(next, { autoplay: shouldAutoplay() });
     refreshSkipped();

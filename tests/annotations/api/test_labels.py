@@ -188,3 +188,28 @@ def test_skipped_tracks_are_listed_and_can_be_put_back(annotator, other_annotato
     assert missing.status_code == 404 and "not skipped" in missing.json()["detail"]
     assert anna.delete("/api/v1/queue/skipped/999999").status_code == 404
     assert token_client(None).get("/api/v1/queue/skipped").status_code == 401
+
+
+def test_submit_and_skip_can_answer_with_the_next_track_in_one_round_trip(annotator, db):
+    first, second, third = make_track(priority=3.0), make_track(priority=2.0), make_track(priority=1.0)
+    client = token_client(annotator)
+    served = client.post("/api/v1/queue/next").json()
+    submitted = client.post(
+        "/api/v1/queue/submit", {"track": served["id"], "key": "E major", "next": True}, format="json"
+    )
+    assert submitted.status_code == 201
+    body = submitted.json()
+    assert body["key"] == "E major" and body["next"]["id"] not in (served["id"], None)
+    assert body["next"]["progress"]["labeled_total"] == 1
+    assert client.post("/api/v1/queue/next").json()["id"] == body["next"]["id"]  # it is leased to you
+    skipped = client.post("/api/v1/queue/skip", {"track": body["next"]["id"], "next": True}, format="json")
+    assert skipped.json()["skipped"] == body["next"]["id"]
+    remaining = skipped.json()["next"]
+    assert remaining["id"] in {first.pk, second.pk, third.pk} - {served["id"], body["next"]["id"]}
+    client.post("/api/v1/queue/skip", {"track": remaining["id"]}, format="json")
+    last = client.post("/api/v1/queue/skip", {"track": remaining["id"], "next": True}, format="json").json()
+    assert last["next"] is None  # nothing left
+    bad = client.post(
+        "/api/v1/queue/submit", {"track": first.pk, "key": "C major", "next": "soon"}, format="json"
+    )
+    assert bad.status_code == 400 and error_fields(bad) == ["next"]
