@@ -35,7 +35,8 @@ RERANK = "annotations.tasks.queue_rerank_task"
 PREDICTION_JOB = "annotations.tasks.predict_file_task"
 VISUALS = "annotations.tasks.track_visuals_task"
 RECOVERY = "annotations.tasks.recovery_sweep_task"
-TASK_NAMES = (ANALYSIS, PREDICTION, TRAINING, RERANK, PREDICTION_JOB, VISUALS, RECOVERY)
+PRETRAINING = "annotations.tasks.pretrain_backbone_task"
+TASK_NAMES = (ANALYSIS, PREDICTION, TRAINING, RERANK, PREDICTION_JOB, VISUALS, RECOVERY, PRETRAINING)
 
 # Tracks per analysis message: a GPU worker embeds a whole batch per forward pass.
 ANALYSIS_BATCH = 16
@@ -164,3 +165,8 @@ def visuals_start(*, track_id: int) -> None:
 def recovery_start() -> None:
     """Run the recovery sweep now (stale claims, pending messages)."""
     _after_commit(RECOVERY)
+
+
+def pretraining_start(*, run_id: int) -> None:
+    """Pretrain the learned backbone on the library (queue gpu)."""
+    _after_commit(PRETRAINING, run_id)

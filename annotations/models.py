@@ -177,6 +177,9 @@ class ModelVersion(models.Model):
     # Blank until the worker has loaded the backbone (a queued version, or the shipped head before its
     # first prediction).
     backbone_fingerprint = models.CharField(max_length=80, blank=True)
+    # The backbone weights this version uses: a checkpoint from a PretrainingRun, or blank for the
+    # backbone's shipped weights.
+    backbone_checkpoint = models.CharField(max_length=500, blank=True)
     hyperparameters = models.JSONField(default=dict, blank=True)
     weights_path = models.CharField(max_length=500, blank=True)
     metrics = models.JSONField(default=dict, blank=True)
@@ -347,3 +350,45 @@ class OutboxMessage(models.Model):
 
     def __str__(self) -> str:
         return f"{self.task_name}{tuple(self.args)}"
+
+
+class PretrainingRun(models.Model):
+    """Self-supervised pretraining of the learned backbone on the library's own audio (never the held-out
+    split). Resumable: the worker checkpoints as it goes and a stale run is continued from there."""
+
+    class Status(models.TextChoices):
+        QUEUED = "queued", "Queued"
+        RUNNING = "running", "Running"
+        READY = "ready", "Ready"
+        FAILED = "failed", "Failed"
+
+    backbone = models.CharField(max_length=40, default="skey")
+    status = models.CharField(max_length=16, choices=Status.choices, default=Status.QUEUED)
+    progress = models.FloatField(default=0.0)
+    steps_done = models.PositiveIntegerField(default=0)
+    steps_total = models.PositiveIntegerField(default=0)
+    checkpoint_path = models.CharField(max_length=500, blank=True)
+    checkpoint_sha256 = models.CharField(max_length=64, blank=True)
+    n_tracks = models.PositiveIntegerField(default=0)
+    n_labelled = models.PositiveIntegerField(default=0)
+    losses = models.JSONField(default=dict, blank=True, help_text="The latest loss terms")
+    error = models.TextField(blank=True)
+    in_progress = models.BooleanField(null=True, blank=True, default=None)
+    heartbeat_at = models.DateTimeField(null=True, blank=True)
+    attempts = models.PositiveSmallIntegerField(default=0)
+    requested_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+    finished_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["in_progress"], condition=Q(in_progress=True), name="one_pretraining_at_a_time"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"pretraining #{self.pk} ({self.status})"

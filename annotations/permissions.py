@@ -65,6 +65,7 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     "annotations:dashboard_training_status": {"GET": ADMIN},
     "annotations:dashboard_version_activate": {"POST": ADMIN},
     "annotations:dashboard_strategy": {"POST": ADMIN},
+    "annotations:dashboard_pretraining_request": {"POST": ADMIN},
     "annotations:export_labels_csv": {"GET": ADMIN},
 }
 

@@ -19,6 +19,7 @@ from .services.visuals import track_visuals_build_recorded
 from .worker.analysis import TransientAnalysisError, tracks_embed
 from .worker.prediction import tracks_predict
 from .worker.prediction_jobs import prediction_job_run
+from .worker.pretraining import pretraining_run
 from .worker.rerank import queue_rerank_diverse
 from .worker.training import model_train
 
@@ -69,6 +70,13 @@ def train_model_task(model_version_id: int) -> str:
     """Train a queued ModelVersion (queue `gpu`). A duplicate delivery finds it no longer QUEUED."""
     version = model_train(version_id=model_version_id)
     return "duplicate delivery: already started" if version is None else version.status
+
+
+@shared_task(acks_late=True)
+def pretrain_backbone_task(run_id: int) -> str:
+    """Pretrain the learned backbone on the library (queue `gpu`); resumable, claimed once."""
+    run = pretraining_run(run_id=run_id)
+    return "duplicate delivery: already claimed" if run is None else run.status
 
 
 @shared_task

@@ -31,5 +31,10 @@ urlpatterns = [
         name="dashboard_version_activate",
     ),
     path("dashboard/strategy", dashboard.dashboard_strategy, name="dashboard_strategy"),
+    path(
+        "dashboard/pretraining/",
+        dashboard.dashboard_pretraining_request,
+        name="dashboard_pretraining_request",
+    ),
     path("dashboard/export/labels.csv", dashboard.export_labels_csv, name="export_labels_csv"),
 ]

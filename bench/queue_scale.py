@@ -60,7 +60,7 @@ def log(message: str) -> None:
 def assets_prepare(*, n_files: int) -> tuple[Path, list[tuple[Path, int]]]:
     """The head to predict with (the shipped default head, else one trained here on synthetic tracks) and
     `n_files` real .npy window embeddings of 3-minute synthetic tracks."""
-    from annotations.management.commands.setup_keyweb import DEFAULT_HEAD
+    from annotations.management.commands.setup_keyweb import default_head_path
     from ml.backbones import get_backbone
     from ml.heads import save_head
     from ml.synth import random_spec, render
@@ -80,11 +80,13 @@ def assets_prepare(*, n_files: int) -> tuple[Path, list[tuple[Path, int]]]:
         windows = np.load(path)
         files.append((path, len(windows)))
         examples.append(TrainingExample(window_embeddings=windows, key=key))
-    if DEFAULT_HEAD.is_file():
-        return DEFAULT_HEAD, files
+    if default_head_path("pitch_class").is_file():
+        return default_head_path("pitch_class"), files
     head_path = BENCH_DIR / "head_pitch_class.pt"
     if not head_path.is_file():
-        log(f"no shipped default head at {DEFAULT_HEAD}; training a stand-in on {n_files} synthetic tracks")
+        log(
+            f"no shipped default head at {default_head_path('pitch_class')}; training a stand-in on {n_files} synthetic tracks"
+        )
         trained = train_key_model(train=examples, backbone_name="pitch_class", cyclic=True, time_budget_s=20)
         save_head(head_path, head=trained.head, config=trained.config, metrics=None, extra={"bench": True})
     return head_path, files

@@ -109,6 +109,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "annotations.pages.access.access",
             ],
         },
     },
@@ -211,6 +212,10 @@ KEYWEB = {
     # Activation (services.model_versions): at least this many held-out tracks scored by both versions,
     # and the candidate's paired-bootstrap lower bound may be at most ACTIVATION_TOLERANCE below.
     "ACTIVATION_MIN_TRACKS": int(env_number("KEYWEB_ACTIVATION_MIN_TRACKS", 20, int)),
+    # Self-supervised pretraining of the learned backbone (manage.py pretrain_backbone, the dashboard):
+    # optimiser steps per run, and how much of each track it reads.
+    "PRETRAINING_STEPS": int(env_number("KEYWEB_PRETRAINING_STEPS", 600, int)),
+    "PRETRAINING_MAX_SECONDS_PER_TRACK": env_number("KEYWEB_PRETRAINING_MAX_SECONDS_PER_TRACK", 90),
 }
 
 # --- Celery ----------------------------------------------------------------------------------------
@@ -224,6 +229,7 @@ CELERY_TASK_ROUTES = {
     "annotations.tasks.embed_tracks_task": {"queue": "gpu"},
     "annotations.tasks.train_model_task": {"queue": "gpu"},
     "annotations.tasks.predict_file_task": {"queue": "gpu"},  # runs the backbone on a loose file
+    "annotations.tasks.pretrain_backbone_task": {"queue": "gpu"},
 }
 CELERY_TASK_ACKS_LATE = False  # only idempotent tasks opt in, per task
 CELERY_TASK_REJECT_ON_WORKER_LOST = True

@@ -17,12 +17,14 @@ from ml.active import STRATEGIES
 
 from .. import dispatch, selectors
 from ..models import ModelVersion
+from ..selectors import dashboard as dashboard_reads
 from ..selectors import labels_since_last_training, queue_strategy_current
 from ..services.exports import csv_row_safe
 from ..services.model_versions import (
     model_training_request,
     model_version_activate,
 )
+from ..services.pretraining import PretrainingRefused, pretraining_request
 from ..services.queue import QueueError, queue_strategy_set
 from .access import json_error, only, staff_required, wants_json
 from .keys import keys_table
@@ -66,26 +68,26 @@ def api_export_links() -> list[tuple[str, str]]:
 
 
 def _dashboard_context() -> dict:
-    versions = selectors.models_all()
-    summaries = [selectors.model_version_summary(v) for v in versions]
+    versions = dashboard_reads.models_all()
+    summaries = [dashboard_reads.model_version_summary(v) for v in versions]
     confusions = {
-        str(v.pk): selectors.model_version_confusion(v)
+        str(v.pk): dashboard_reads.model_version_confusion(v)
         for v in versions
-        if selectors.model_version_confusion(v) is not None
+        if dashboard_reads.model_version_confusion(v) is not None
     }
     active = next((v for v in versions if v.is_active), None)
     shown_confusion = str(active.pk) if active and str(active.pk) in confusions else None
     shown_confusion = shown_confusion or next(iter(confusions), None)
     return {
-        "tracks": selectors.tracks_by_status_and_split(),
-        "distribution": selectors.label_distribution(),
-        "throughput": selectors.annotator_throughput(),
+        "tracks": dashboard_reads.tracks_by_status_and_split(),
+        "distribution": dashboard_reads.label_distribution(),
+        "throughput": dashboard_reads.annotator_throughput(),
         "strategies": STRATEGIES,
         "strategy": queue_strategy_current(),
         "versions": summaries,
         "charts": {
             "keys": keys_table(),
-            "distribution": selectors.label_distribution(),
+            "distribution": dashboard_reads.label_distribution(),
             "learning_curve": selectors.model_learning_curve(),
             "confusions": confusions,
             "confusion_shown": shown_confusion,
@@ -93,7 +95,8 @@ def _dashboard_context() -> dict:
                 {"name": s["name"], "ece": s["ece"]} for s in reversed(summaries) if s["ece"] is not None
             ],
         },
-        "training": selectors.training_status(),
+        "training": dashboard_reads.training_status(),
+        "pretraining": dashboard_reads.pretraining_status(),
         "labels_since_training": labels_since_last_training(),
         "retrain_threshold": settings.KEYWEB["RETRAIN_MIN_NEW_LABELS"],
         "api_exports": api_export_links(),
@@ -134,7 +137,7 @@ def dashboard_training_request(request: HttpRequest) -> HttpResponse:
     )
     if wants_json(request):
         return JsonResponse(
-            {"created": created, "message": message, **selectors.training_status()},
+            {"created": created, "message": message, **dashboard_reads.training_status()},
             status=201 if created else 200,
         )
     messages.success(request, message)
@@ -144,7 +147,7 @@ def dashboard_training_request(request: HttpRequest) -> HttpResponse:
 @only("GET")
 @staff_required
 def dashboard_training_status(request: HttpRequest) -> JsonResponse:
-    return JsonResponse(selectors.training_status())
+    return JsonResponse(dashboard_reads.training_status())
 
 
 @only("POST")
@@ -160,6 +163,20 @@ def dashboard_version_activate(request: HttpRequest, pk: int) -> HttpResponse:
             request, f"{version.name} is active, but re-predicting the queue failed: {BROKER_DOWN}.", 503
         )
     messages.success(request, f"{version.name} is now the active model; the queue is being re-predicted.")
+    return redirect("annotations:dashboard")
+
+
+@only("POST")
+@staff_required
+def dashboard_pretraining_request(request: HttpRequest) -> HttpResponse:
+    try:
+        run, created = pretraining_request(user=request.user)
+    except PretrainingRefused as error:
+        return _refused(request, f"Pretraining was not started: {error}.")
+    if created:
+        messages.success(request, f"Pretraining run #{run.pk} was queued on the gpu workers.")
+    else:
+        messages.info(request, f"Pretraining run #{run.pk} is already {run.get_status_display().lower()}.")
     return redirect("annotations:dashboard")
 
 

@@ -20,10 +20,10 @@ from pathlib import Path, PurePosixPath
 from django.conf import settings
 from django.db.models import QuerySet
 
-from annotations.selectors import model_version_active, tracks_with_active_prediction
 from ml.keys import Key
 
 from ..models import Track
+from ..selectors import model_version_active, tracks_with_active_prediction
 
 logger = logging.getLogger(__name__)
 

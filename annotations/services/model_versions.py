@@ -13,7 +13,7 @@ from django.utils import timezone
 
 from .. import dispatch
 from ..models import ModelVersion, Track
-from ..selectors import backbone_name_configured, labels_since_last_training
+from ..selectors import backbone_checkpoint_current, backbone_name_configured, labels_since_last_training
 from .recovery import trainings_release_stale
 
 logger = logging.getLogger(__name__)
@@ -29,6 +29,7 @@ def model_training_request(
     If the broker is down the version stays queued and starts once it is back (dispatch's outbox).
     """
     trainings_release_stale()
+    backbone = backbone_name_configured()
     running = ModelVersion.objects.filter(in_progress=True).first()
     if running is not None:
         return running, False
@@ -37,7 +38,8 @@ def model_training_request(
             number = ModelVersion.objects.filter(is_default=False).count() + 1
             version = ModelVersion.objects.create(
                 name=f"v{number}",
-                backbone=backbone_name_configured(),
+                backbone=backbone,
+                backbone_checkpoint=backbone_checkpoint_current(backbone),
                 status=ModelVersion.Status.QUEUED,
                 in_progress=True,
                 requested_by=user if user is not None and user.is_authenticated else None,

@@ -16,7 +16,7 @@ from django.db.models import F, Q
 from django.utils import timezone
 
 from .. import dispatch
-from ..models import ModelVersion, PredictionJob, Track
+from ..models import ModelVersion, PredictionJob, PretrainingRun, Track
 
 logger = logging.getLogger(__name__)
 
@@ -68,6 +68,31 @@ def trainings_release_stale() -> int:
             )
             dispatch.training_start(model_version_id=version.pk)
             logger.warning("model version %s: its training worker stopped; training again", version.pk)
+        released += 1
+    return released
+
+
+@transaction.atomic
+def pretrainings_release_stale() -> int:
+    """A pretraining whose worker died is queued again and continues from its last checkpoint (it loses at
+    most the steps since then); after KEYWEB_MAX_INTERRUPTIONS runs it is failed with the reason."""
+    released = 0
+    stale = PretrainingRun.objects.select_for_update(skip_locked=True).filter(
+        Q(heartbeat_at__lt=stale_before()) | Q(heartbeat_at__isnull=True),
+        status=PretrainingRun.Status.RUNNING,
+    )
+    for run in stale:
+        if run.attempts >= settings.KEYWEB["MAX_INTERRUPTIONS"]:
+            PretrainingRun.objects.filter(pk=run.pk).update(
+                status=PretrainingRun.Status.FAILED,
+                in_progress=None,
+                finished_at=timezone.now(),
+                error=f"the worker stopped {run.attempts} times during this pretraining; see the worker log",
+            )
+        else:
+            PretrainingRun.objects.filter(pk=run.pk).update(status=PretrainingRun.Status.QUEUED)
+            dispatch.pretraining_start(run_id=run.pk)
+            logger.warning("pretraining run %s: its worker stopped; continuing from its checkpoint", run.pk)
         released += 1
     return released
 
@@ -169,7 +194,7 @@ def prediction_job_files_clean() -> int:
 def recovery_sweep() -> RecoveryReport:
     """Everything above, then the outbox: what the broker missed is published once it is back."""
     report = RecoveryReport(
-        trainings=trainings_release_stale() + trainings_requeue_lost(),
+        trainings=trainings_release_stale() + trainings_requeue_lost() + pretrainings_release_stale(),
         tracks=analysis_release_stale(),
         jobs=prediction_jobs_release_stale(),
         files=prediction_job_files_clean(),
@@ -182,6 +207,7 @@ def work_in_flight() -> bool:
     """Whether a later sweep may find something to recover (so a sweep schedules the next one)."""
     return (
         ModelVersion.objects.filter(in_progress=True).exists()
+        or PretrainingRun.objects.filter(in_progress=True).exists()
         or Track.objects.filter(status__in=[Track.Status.PENDING, Track.Status.PROCESSING]).exists()
         or PredictionJob.objects.filter(
             status__in=[PredictionJob.Status.QUEUED, PredictionJob.Status.RUNNING]

@@ -18,9 +18,8 @@ from ml.backbones.pitchclass import estimate_tuning_cents
 from ml.files import npy_write_atomic
 
 from ..models import Embedding, Track
-from ..selectors import backbone_name_configured
 from ..services.visuals import track_visuals_compute, track_visuals_write
-from .backbones import backbone_for, embedding_path, fingerprint_for
+from .backbones import analysis_backbone, backbone_for, embedding_path, fingerprint_for
 
 logger = logging.getLogger(__name__)
 
@@ -61,13 +60,18 @@ def _fail(track: Track, reason: str) -> None:
 
 
 def embeddings_ensure(
-    tracks: list[Track], *, backbone_name: str, semitones: Iterable[int] = (0,), alive=None
+    tracks: list[Track],
+    *,
+    backbone_name: str,
+    checkpoint: str = "",
+    semitones: Iterable[int] = (0,),
+    alive=None,
 ) -> tuple[dict[tuple[int, int], Embedding], dict[int, str]]:
     """Compute the (track, semitones) embeddings that today's backbone has not made yet, write each .npy
     atomically and record it. Returns ({(track id, semitones): Embedding}, {track id: decode error}).
     `alive()` is called before each track, so the caller can renew its claim."""
-    backbone = backbone_for(backbone_name)
-    fingerprint = fingerprint_for(backbone_name)
+    backbone = backbone_for(backbone_name, checkpoint)
+    fingerprint = fingerprint_for(backbone_name, checkpoint)
     semitones = tuple(semitones)
     stored = {
         (e.track_id, e.semitones): e
@@ -125,12 +129,12 @@ def _tuning_and_visuals(track: Track, audio: np.ndarray) -> None:
         logger.exception("drawing the visuals of track %s failed", track.pk)
 
 
-def tracks_embed(*, track_ids: list[int], backbone_name: str | None = None) -> list[int]:
-    """Analyse newly imported tracks: embed once per backbone, mark them READY; returns the ids that now
-    have embeddings. A track whose audio can't be decoded is marked FAILED with the reason, never retried.
-    """
-    backbone_name = backbone_name or backbone_name_configured()
-    fingerprint = fingerprint_for(backbone_name)
+def tracks_embed(*, track_ids: list[int]) -> list[int]:
+    """Analyse newly imported tracks: embed them with the backbone the active version uses, mark them
+    READY; returns the ids that now have embeddings. A track whose audio can't be decoded is marked
+    FAILED with the reason, never retried."""
+    backbone_name, checkpoint = analysis_backbone()
+    fingerprint = fingerprint_for(backbone_name, checkpoint)
     done = set(
         Embedding.objects.filter(track_id__in=track_ids, fingerprint=fingerprint, semitones=0).values_list(
             "track_id", flat=True
@@ -154,7 +158,9 @@ def tracks_embed(*, track_ids: list[int], backbone_name: str | None = None) -> l
         )
 
     try:
-        _, failures = embeddings_ensure(claimed, backbone_name=backbone_name, alive=alive)
+        _, failures = embeddings_ensure(
+            claimed, backbone_name=backbone_name, checkpoint=checkpoint, alive=alive
+        )
     except (OSError, DatabaseError) as error:
         Track.objects.filter(id__in=claimed_ids).update(
             status=Track.Status.PENDING, analysis_attempts=F("analysis_attempts") + 1

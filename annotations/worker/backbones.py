@@ -15,10 +15,11 @@ from ml.cache import backbone_fingerprint
 from ml.heads import LoadedHead, load_head
 
 from ..models import ModelVersion
+from ..selectors import backbone_name_configured, model_version_active
 
 logger = logging.getLogger(__name__)
 
-_backbones: dict[str, Backbone] = {}
+_backbones: dict[tuple[str, str], Backbone] = {}
 _heads: dict[tuple[str, float], LoadedHead] = {}
 
 
@@ -30,15 +31,26 @@ def torch_device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
 
 
-def backbone_for(name: str) -> Backbone:
-    """The backbone called `name`, built once per worker process."""
-    if name not in _backbones:
-        _backbones[name] = get_backbone(name)
-    return _backbones[name]
+def backbone_for(name: str, checkpoint: str = "") -> Backbone:
+    """The backbone called `name` with the given weights (blank: its shipped ones), built once per process."""
+    if (name, checkpoint) not in _backbones:
+        _backbones[(name, checkpoint)] = (
+            get_backbone(name, checkpoint_path=checkpoint) if checkpoint else get_backbone(name)
+        )
+    return _backbones[(name, checkpoint)]
 
 
-def fingerprint_for(name: str) -> str:
-    return backbone_fingerprint(backbone_for(name))
+def fingerprint_for(name: str, checkpoint: str = "") -> str:
+    return backbone_fingerprint(backbone_for(name, checkpoint))
+
+
+def analysis_backbone() -> tuple[str, str]:
+    """(name, checkpoint) that new tracks are embedded with: the active version's, so it can predict them
+    at once; with no active version, the configured backbone with its shipped weights."""
+    active = model_version_active()
+    if active is not None:
+        return active.backbone, active.backbone_checkpoint
+    return backbone_name_configured(), ""
 
 
 def embedding_path(*, content_hash: str, fingerprint: str, semitones: int = 0) -> Path:
@@ -60,7 +72,7 @@ def head_for(version: ModelVersion) -> LoadedHead:
         _heads.clear()
         _heads[cache_key] = load_head(path)
     loaded = _heads[cache_key]
-    current = fingerprint_for(version.backbone)
+    current = fingerprint_for(version.backbone, version.backbone_checkpoint)
     trained_on = version.backbone_fingerprint or (loaded.extra or {}).get("backbone_fingerprint") or current
     if not version.backbone_fingerprint:
         ModelVersion.objects.filter(pk=version.pk, backbone_fingerprint="").update(

@@ -17,6 +17,7 @@ from ml.heads import predict_tracks
 
 from ..models import ModelVersion, PredictionJob
 from ..selectors import model_version_active
+from ..services.tracks import decoder_message
 from .backbones import backbone_for, head_for
 
 logger = logging.getLogger(__name__)
@@ -63,10 +64,11 @@ def _predict(job: PredictionJob) -> dict:
     try:
         audio = load_audio(job.file_path, max_duration_s=settings.KEYWEB["MAX_DURATION_S"])
     except AudioDecodeError as error:
-        raise _JobFailed(str(error).removeprefix(f"{job.file_path}: ")) from error
+        message = decoder_message(error, path=Path(job.file_path), shown_name=job.original_filename)
+        raise _JobFailed(message) from error
     if audio.size == 0:
         raise _JobFailed("the file holds no audio (0 frames)")
-    backbone = backbone_for(version.backbone)
+    backbone = backbone_for(version.backbone, version.backbone_checkpoint)
     window_embeddings = backbone.window_embeddings(audio)
     probabilities = predict_tracks(head_for(version).head, [window_embeddings])[0]
     best = int(np.argmax(probabilities))

@@ -34,10 +34,12 @@ logger = logging.getLogger(__name__)
 AUGMENT_SEMITONES = tuple(s for s in range(-6, 7) if s)
 
 
-def _training_examples(tracks: list[Track], *, backbone_name: str, shifted: bool, alive=None):
+def _training_examples(
+    tracks: list[Track], *, backbone_name: str, checkpoint: str = "", shifted: bool, alive=None
+):
     semitones = (0, *AUGMENT_SEMITONES) if shifted else (0,)
     stored, failures = embeddings_ensure(
-        tracks, backbone_name=backbone_name, semitones=semitones, alive=alive
+        tracks, backbone_name=backbone_name, checkpoint=checkpoint, semitones=semitones, alive=alive
     )
     examples, kept = [], []
     for track in tracks:
@@ -100,8 +102,9 @@ def model_train(*, version_id: int) -> ModelVersion | None:
             ModelVersion.objects.filter(pk=version_id).update(heartbeat_at=timezone.now())
 
     try:
-        backbone = backbone_for(version.backbone)
-        fingerprint = fingerprint_for(version.backbone)
+        checkpoint = version.backbone_checkpoint
+        backbone = backbone_for(version.backbone, checkpoint)
+        fingerprint = fingerprint_for(version.backbone, checkpoint)
         ModelVersion.objects.filter(pk=version_id).update(backbone_fingerprint=fingerprint)
         version.backbone_fingerprint = fingerprint
         shifted = not backbone.cyclic_transposition
@@ -109,14 +112,13 @@ def model_train(*, version_id: int) -> ModelVersion | None:
         train_examples, train_tracks = _training_examples(
             list(labeled.filter(split=Track.Split.POOL)),
             backbone_name=version.backbone,
+            checkpoint=checkpoint,
             shifted=shifted,
             alive=alive,
         )
-        test_examples, _ = _training_examples(
-            list(labeled.filter(split=Track.Split.TEST)),
-            backbone_name=version.backbone,
-            shifted=False,
-            alive=alive,
+        test_tracks = list(labeled.filter(split=Track.Split.TEST))
+        test_examples, tested = _training_examples(
+            test_tracks, backbone_name=version.backbone, checkpoint=checkpoint, shifted=False, alive=alive
         )
         ModelVersion.objects.filter(pk=version_id).update(progress=0.2)
         if not train_examples:
@@ -136,20 +138,25 @@ def model_train(*, version_id: int) -> ModelVersion | None:
         metrics["validation"] = trained.metrics_validation
         metrics["ece_validation_before"] = trained.ece_before
         metrics["ece_validation_after"] = trained.ece_after
-        # Both versions on the SAME held-out tracks, track by track, for the activation rule.
+        # Each version scored on its own embeddings of the same held-out tracks.
         active = model_version_active()
         active_scores, active_ece = None, None
-        if active is not None and active.backbone == version.backbone:
+        if active is not None:
             try:
                 active_head = head_for(active).head
-                if test_examples:
-                    active_metrics = _test_metrics(active_head, test_examples)
-                    active_scores, active_ece = (
-                        _track_scores(active_head, test_examples),
-                        active_metrics["ece"],
-                    )
+                active_examples, _ = _training_examples(
+                    tested,
+                    backbone_name=active.backbone,
+                    checkpoint=active.backbone_checkpoint,
+                    shifted=False,
+                    alive=alive,
+                )
+                if test_examples and len(active_examples) == len(test_examples):
+                    active_metrics = _test_metrics(active_head, active_examples)
+                    active_scores = _track_scores(active_head, active_examples)
+                    active_ece = active_metrics["ece"]
                     metrics["active_weighted_same_test"] = active_metrics["weighted"]
-                else:
+                elif not test_examples:
                     active_scores = []
             except FingerprintMismatch as error:  # the active head no longer fits: the new one wins
                 logger.info("not comparing with the active version: %s", error)

@@ -58,7 +58,7 @@ def test_loop_with_a_real_worker(celery_workers, tmp_path, settings, django_user
         message="predictions for all 16 tracks",
     )
     assert Track.objects.filter(status="ready").count() == 16
-    assert Embedding.objects.filter(backbone="pitch_class", semitones=0).count() == 16
+    assert Embedding.objects.filter(backbone=default.backbone, semitones=0).count() == 16
 
     annotator = django_user_model.objects.create_user(username="lab", password="lab-password-1")
     labeled = 0

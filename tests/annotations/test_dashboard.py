@@ -15,6 +15,7 @@ from annotations import selectors
 from annotations.models import Annotation, ModelVersion, QueueSettings, Track
 from annotations.pages.dashboard import api_export_links
 from annotations.pages.keys import circle_of_fifths
+from annotations.selectors import dashboard as dashboard_reads
 from annotations.services.labels import LabelValue, annotation_import
 from annotations.services.model_versions import model_training_request
 from annotations.services.tracks import track_import
@@ -70,11 +71,11 @@ def test_dashboard_shows_tracks_labels_throughput_and_versions(ada, labeled):
 
 
 def test_selectors_count_what_the_dashboard_shows(labeled, annotator):
-    table = selectors.tracks_by_status_and_split()
+    table = dashboard_reads.tracks_by_status_and_split()
     assert table["total"] == 3 and table["labeled_total"] == 3
     assert sum(row["total"] for row in table["rows"]) == 3
     assert next(row for row in table["rows"] if row["status"] == "pending")["total"] == 3
-    throughput = selectors.annotator_throughput()
+    throughput = dashboard_reads.annotator_throughput()
     assert throughput == [{"username": "anna", "today": 1, "week": 1, "total": 1, "seconds_per_track": 12.0}]
     assert len(circle_of_fifths()) == 12
     assert circle_of_fifths()[1] == {"major": 7, "minor": 16}  # G major and E minor
@@ -171,8 +172,8 @@ def test_learning_curve_and_confusion_come_from_version_metrics(db):
     ModelVersion.objects.create(name="v3", backbone="pitch_class", status="failed", error="boom")
     curve = selectors.model_learning_curve()
     assert [(p["n_training_labels"], p["weighted"]) for p in curve] == [(10, 0.6), (20, 0.7)]
-    assert selectors.model_version_confusion(versions[0])[0][7] == 2
-    summary = selectors.model_version_summary(versions[1])
+    assert dashboard_reads.model_version_confusion(versions[0])[0][7] == 2
+    summary = dashboard_reads.model_version_summary(versions[1])
     assert summary["relations"]["correct"] is None and summary["ece"] == 0.1
     assert json.dumps(summary)  # the status endpoint serialises it
 

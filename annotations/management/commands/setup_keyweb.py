@@ -11,10 +11,16 @@ from django.core.management.base import BaseCommand
 from django.db import transaction
 from django_celery_beat.models import IntervalSchedule, PeriodicTask
 
-import ml
 from annotations.models import ModelVersion
+from annotations.selectors import backbone_name_configured
+from annotations.services.model_versions import model_version_activate
+from ml.backbones.base import ASSETS_DIR
 
-DEFAULT_HEAD = Path(ml.__file__).parent / "assets" / "default_head_pitch_class.pt"
+
+def default_head_path(backbone: str) -> Path:
+    """The head shipped for a backbone (ml/assets/default_head_<name>.pt, docs/default-head.md)."""
+    return ASSETS_DIR / f"default_head_{backbone}.pt"
+
 
 ROLE_PERMISSIONS = {
     "annotator": ["view_track", "add_annotation", "view_annotation"],
@@ -60,28 +66,34 @@ class Command(BaseCommand):
             )
         self.stdout.write(f"roles: {', '.join(ROLE_PERMISSIONS)}")
 
-        if not DEFAULT_HEAD.is_file():
+        backbone = backbone_name_configured()
+        head = default_head_path(backbone)
+        if not head.is_file():
             self.stderr.write(
-                f"the shipped default head {DEFAULT_HEAD} is missing; predictions wait for training"
+                f"no head ships for the {backbone} backbone ({head}); predictions wait for training"
             )
         else:
             version, created = ModelVersion.objects.get_or_create(
                 is_default=True,
+                backbone=backbone,
                 defaults={
-                    "name": "default (synthetic)",
-                    "backbone": "pitch_class",
-                    "weights_path": str(DEFAULT_HEAD),
+                    "name": f"default ({backbone})",
+                    "weights_path": str(head),
                     "status": ModelVersion.Status.READY,
-                    "metrics": _default_head_metrics(),
+                    "metrics": _default_head_metrics(head),
                 },
             )
-            if version.weights_path != str(DEFAULT_HEAD):  # the checkout moved
-                version.weights_path = str(DEFAULT_HEAD)
+            if version.weights_path != str(head):  # the checkout moved
+                version.weights_path = str(head)
                 version.save(update_fields=["weights_path"])
-            if not ModelVersion.objects.filter(is_active=True).exists():
-                version.is_active = True
-                version.save(update_fields=["is_active"])
-            self.stdout.write(f"default model: {'registered' if created else 'present'} (#{version.pk})")
+            active = ModelVersion.objects.filter(is_active=True).first()
+            # The shipped head of today's backbone predicts until a trained version wins; a shipped head of
+            # another backbone (an upgrade changed the default) gives way to it.
+            if active is None or (active.is_default and active.backbone != backbone):
+                model_version_activate(version=version)
+            self.stdout.write(
+                f"default model: {'registered' if created else 'present'} (#{version.pk}, {backbone})"
+            )
 
         for name, (task, every) in PERIODIC_TASKS.items():
             seconds = settings.KEYWEB[every] if isinstance(every, str) else every
@@ -95,9 +107,9 @@ class Command(BaseCommand):
         self.stdout.write(f"beat schedule: {len(PERIODIC_TASKS)} periodic tasks")
 
 
-def _default_head_metrics() -> dict:
+def _default_head_metrics(head: Path) -> dict:
     """The held-out metrics recorded when the default head was trained (docs/default-head.md)."""
-    metrics_file = DEFAULT_HEAD.with_suffix(".json")
+    metrics_file = head.with_suffix(".json")
     if metrics_file.is_file():
         return json.loads(metrics_file.read_text())
     return {}

@@ -1,0 +1,62 @@
+"""Requesting self-supervised pretraining of the learned backbone: one run at a time (database
+constraint), started on the gpu queue after commit; a run whose worker died is continued from its last
+checkpoint by the recovery sweep."""
+
+from __future__ import annotations
+
+import logging
+
+from django.conf import settings
+from django.contrib.auth.models import AbstractBaseUser
+from django.db import IntegrityError, transaction
+from django.utils import timezone
+
+from .. import dispatch
+from ..models import PretrainingRun
+
+logger = logging.getLogger(__name__)
+
+PRETRAINABLE = ("skey",)
+
+
+class PretrainingRefused(ValueError):
+    """A request that cannot start a pretraining, with the reason."""
+
+
+def pretraining_request(
+    *,
+    user: AbstractBaseUser | None = None,
+    steps: int | None = None,
+    backbone: str = "skey",
+    on_worker: bool = True,
+) -> tuple[PretrainingRun, bool]:
+    """Queue a pretraining run; while one is queued or running, return it instead (created=False).
+
+    `on_worker=False` leaves it queued for the caller to run in its own process (manage.py
+    pretrain_backbone); if that process dies, the recovery sweep hands the run to a worker, which resumes it.
+    """
+    if backbone not in PRETRAINABLE:
+        raise PretrainingRefused(f"only {', '.join(PRETRAINABLE)} can be pretrained, not {backbone!r}")
+    steps = steps or settings.KEYWEB["PRETRAINING_STEPS"]
+    if steps < 1:
+        raise PretrainingRefused("steps must be at least 1")
+    running = PretrainingRun.objects.filter(in_progress=True).first()
+    if running is not None:
+        return running, False
+    try:
+        with transaction.atomic():
+            run = PretrainingRun.objects.create(
+                backbone=backbone,
+                steps_total=steps,
+                in_progress=True,
+                requested_by=user if user is not None and user.is_authenticated else None,
+            )
+            if on_worker:
+                dispatch.pretraining_start(run_id=run.pk)
+    except IntegrityError:  # another request won the race
+        return PretrainingRun.objects.get(in_progress=True), False
+    return run, True
+
+
+def pretraining_finished(*, run_id: int, **fields) -> None:
+    PretrainingRun.objects.filter(pk=run_id).update(in_progress=None, finished_at=timezone.now(), **fields)

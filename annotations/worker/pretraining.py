@@ -1,0 +1,126 @@
+"""Self-supervised pretraining of the learned backbone on the library's own audio (ml.pretrain): the pool
+split's analysed tracks (the held-out split never), their consensus keys where known, resumed from the
+run's checkpoint when a worker died, then recorded for the next model version to use."""
+
+from __future__ import annotations
+
+import logging
+import time
+from pathlib import Path
+
+from django.conf import settings
+from django.db.models import F
+from django.utils import timezone
+
+from ml.audio import AudioDecodeError, load_audio
+from ml.backbones.skey import default_checkpoint
+from ml.cache import file_sha256
+from ml.keys import Key
+from ml.pretrain import PretrainConfig, pretrain, tracks_from_audio
+
+from ..models import PretrainingRun, Track
+from ..services.pretraining import pretraining_finished
+from .analysis import audio_path
+from .backbones import torch_device
+
+logger = logging.getLogger(__name__)
+
+
+def pretraining_checkpoint_path(run_id: int) -> Path:
+    return settings.KEYWEB["MODEL_DIR"] / "backbones" / f"skey-pretrained-{run_id}.pt"
+
+
+def pretraining_tracks():
+    """What pretraining may read: analysed pool tracks. Held-out tracks measure the model and never enter."""
+    return Track.objects.filter(status=Track.Status.READY, split=Track.Split.POOL).order_by("id")
+
+
+def _library_audio(alive) -> list[tuple]:
+    limit = settings.KEYWEB["PRETRAINING_MAX_SECONDS_PER_TRACK"]
+    decoded = []
+    for track in pretraining_tracks().iterator(chunk_size=200):
+        alive()
+        try:
+            audio = load_audio(audio_path(track), max_duration_s=limit)
+        except (AudioDecodeError, FileNotFoundError) as error:
+            logger.warning("pretraining skips track %s: %s", track.pk, error)
+            continue
+        key = Key.from_index(track.consensus_key) if track.consensus_label == "key" else None
+        decoded.append((audio, key, f"track {track.pk}"))
+    return decoded
+
+
+def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
+    """Run (or continue) a queued pretraining; a duplicate delivery finds it claimed and does nothing.
+    `on_step(step, steps)` is called after every step (the command's progress bar)."""
+    claimed = PretrainingRun.objects.filter(pk=run_id, status=PretrainingRun.Status.QUEUED).update(
+        status=PretrainingRun.Status.RUNNING, heartbeat_at=timezone.now(), attempts=F("attempts") + 1
+    )
+    if not claimed:
+        return None
+    run = PretrainingRun.objects.get(pk=run_id)
+    out = pretraining_checkpoint_path(run_id)
+    last = [0.0]
+
+    def alive() -> None:
+        if time.monotonic() - last[0] > 2.0:
+            last[0] = time.monotonic()
+            PretrainingRun.objects.filter(pk=run_id).update(heartbeat_at=timezone.now())
+
+    def report(step: int, steps: int, losses: dict) -> None:
+        if on_step is not None:
+            on_step(step, steps)
+        if time.monotonic() - last[0] > 2.0 or step >= steps:
+            last[0] = time.monotonic()
+            PretrainingRun.objects.filter(pk=run_id).update(
+                heartbeat_at=timezone.now(),
+                steps_done=step,
+                progress=round(0.1 + 0.9 * step / max(steps, 1), 3),
+                losses=losses,
+            )
+
+    try:
+        device = torch_device()
+        decoded = _library_audio(alive)
+        if not decoded:
+            raise ValueError("there are no analysed tracks in the pool split to pretrain on")
+        tracks = tracks_from_audio(decoded, device=device)
+        n_labelled = sum(track.key is not None for track in tracks)
+        del decoded
+        PretrainingRun.objects.filter(pk=run_id).update(
+            n_tracks=len(tracks), n_labelled=n_labelled, progress=0.1, checkpoint_path=str(out)
+        )
+        shipped = default_checkpoint()
+        result = pretrain(
+            tracks,
+            out=out,
+            config=PretrainConfig(steps=run.steps_total),
+            device=device,
+            resume=out.is_file(),  # a run whose worker died continues from its last checkpoint
+            init_from=shipped if shipped.is_file() and not out.is_file() else None,
+            progress=report,
+            data_description={"library_tracks": len(tracks), "labelled": n_labelled, "run": run_id},
+        )
+        pretraining_finished(
+            run_id=run_id,
+            status=PretrainingRun.Status.READY,
+            progress=1.0,
+            steps_done=result.steps_done,
+            checkpoint_path=str(out),
+            checkpoint_sha256=file_sha256(out),
+        )
+        logger.info(
+            "pretraining run %s: %d steps (resumed from %d) in %.0f s",
+            run_id,
+            result.steps_done,
+            result.resumed_from,
+            result.seconds,
+        )
+    except Exception as error:
+        logger.exception("pretraining run %s failed", run_id)
+        pretraining_finished(
+            run_id=run_id,
+            status=PretrainingRun.Status.FAILED,
+            error=f"{type(error).__name__}: {error}"[:2000],
+        )
+    return PretrainingRun.objects.get(pk=run_id)

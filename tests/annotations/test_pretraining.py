@@ -1,0 +1,92 @@
+"""Pretraining the learned backbone on the library: the command with its progress bar, the held-out split
+kept out, one run at a time, resuming after a worker died, and the checkpoint recorded for the next
+training."""
+
+from __future__ import annotations
+
+import io
+from datetime import timedelta
+
+import pytest
+import torch
+from django.core.management import call_command
+from django.utils import timezone
+
+from annotations import dispatch
+from annotations.models import OutboxMessage, PretrainingRun, Track
+from annotations.services.labels import LabelValue, annotation_import
+from annotations.services.model_versions import model_training_request
+from annotations.services.pretraining import pretraining_request
+from annotations.services.recovery import pretrainings_release_stale
+from annotations.services.tracks import track_import
+from annotations.worker.pretraining import pretraining_checkpoint_path, pretraining_run
+from keyweb.celery import app
+from tests.factories import write_synthetic
+
+pytestmark = pytest.mark.slow
+
+
+@pytest.fixture
+def library(tmp_path, db):
+    tracks = []
+    for number, key in enumerate(("C major", "A minor", "G major", "E minor", "D major")):
+        path = write_synthetic(
+            tmp_path / f"p{number}.wav", key=key, seed=number, seconds=10, sample_rate=16000
+        )
+        track = track_import(path=path, queue_analysis=False).track
+        Track.objects.filter(pk=track.pk).update(status=Track.Status.READY, split=Track.Split.POOL)
+        tracks.append(track)
+    Track.objects.filter(pk=tracks[-1].pk).update(split=Track.Split.TEST)  # held out: never pretrained on
+    annotation_import(track=tracks[0], label=LabelValue.parse("C major"))
+    annotation_import(track=tracks[-1], label=LabelValue.parse("D major"))
+    return tracks
+
+
+def test_the_command_pretrains_on_the_pool_split_and_the_next_training_uses_it(
+    library, settings, monkeypatch
+):
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)  # no worker here
+    out = io.StringIO()
+    call_command("pretrain_backbone", "--steps", "2", "--no-progress", stdout=out)
+    run = PretrainingRun.objects.get()
+    assert run.status == PretrainingRun.Status.READY, run.error
+    assert run.n_tracks == 4 and run.n_labelled == 1  # the held-out track never enters
+    assert run.steps_done == 2 and len(run.checkpoint_sha256) == 64
+    checkpoint = torch.load(run.checkpoint_path, weights_only=True)
+    assert checkpoint["pretraining"]["step"] == 2
+    assert "The next model training uses it" in out.getvalue()
+
+    settings.KEYWEB = {**settings.KEYWEB, "BACKBONE": "skey"}
+    version, created = model_training_request(reason="after pretraining")
+    assert created and version.backbone == "skey" and version.backbone_checkpoint == run.checkpoint_path
+
+
+def test_one_pretraining_at_a_time(library, monkeypatch):
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    first, created = pretraining_request(steps=5)
+    again, created_again = pretraining_request(steps=5)
+    assert created and not created_again and again == first
+
+
+def test_a_killed_pretraining_continues_from_its_checkpoint(library, settings, monkeypatch):
+    settings.KEYWEB = {**settings.KEYWEB, "STALE_AFTER_S": 60}
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    run, _ = pretraining_request(steps=1, on_worker=False)
+    assert pretraining_run(run_id=run.pk).status == PretrainingRun.Status.READY
+    # The same run asked for more steps, then its worker died mid-way: RUNNING, stale, checkpoint at step 1.
+    PretrainingRun.objects.filter(pk=run.pk).update(
+        status=PretrainingRun.Status.RUNNING,
+        in_progress=True,
+        steps_total=2,
+        heartbeat_at=timezone.now() - timedelta(minutes=5),
+    )
+    OutboxMessage.objects.all().delete()
+    assert pretrainings_release_stale() == 1
+    assert dispatch.is_pending(dispatch.PRETRAINING, run.pk) or OutboxMessage.objects.count() == 0
+    run.refresh_from_db()
+    assert run.status == PretrainingRun.Status.QUEUED
+    finished = pretraining_run(run_id=run.pk)
+    assert finished.status == PretrainingRun.Status.READY and finished.steps_done == 2
+    assert finished.attempts == 2
+    checkpoint = torch.load(pretraining_checkpoint_path(run.pk), weights_only=True)
+    assert checkpoint["pretraining"]["step"] == 2 and len(checkpoint["pretraining"]["losses"]) == 2
