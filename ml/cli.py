@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import shlex
 import sys
 import tempfile
@@ -213,16 +214,24 @@ def _resolve_head(args: argparse.Namespace):
     return load_head(path)
 
 
+def _usage_errors(embedded):
+    """Per-file problems come back as values; one that stops every file (no backbone) is the user's to fix."""
+    try:
+        yield from embedded
+    except ValueError as error:
+        raise UsageError(f"{error}: {error.__cause__ or 'see the log'}") from error
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from ml.cache import embeddings_cached
     from ml.heads import predict_windows
-    from ml.predict import embed_files
+    from ml.predict import MIN_FILES_FOR_POOL, embed_files
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
     loaded = _resolve_head(args)
-    backbone = load_backbone(loaded.config.backbone)
     if args.cache_dir:
+        backbone = load_backbone(loaded.config.backbone)
 
         def cached(path):
             try:
@@ -232,9 +241,14 @@ def run_predict(args: argparse.Namespace) -> int:
 
         embedded = (cached(path) for path in args.files)
     else:
-        embedded = embed_files(args.files, backbone=backbone, workers=args.workers)
+        pooled = (args.workers or os.cpu_count() or 1) > 1 and len(args.files) >= MIN_FILES_FOR_POOL
+        # Worker processes build their own backbone; this one only when it embeds the files itself.
+        backbone = None if pooled else load_backbone(loaded.config.backbone)
+        embedded = embed_files(
+            args.files, backbone_name=loaded.config.backbone, workers=args.workers, backbone=backbone
+        )
     results, failures = [], 0
-    for path, (embeddings, error) in zip(args.files, embedded, strict=True):
+    for path, (embeddings, error) in zip(args.files, _usage_errors(embedded), strict=True):
         if error is not None:
             failures += 1
             print(f"error: {error}", file=sys.stderr)

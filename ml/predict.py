@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
 
 import numpy as np
@@ -38,21 +39,35 @@ def _embed_in_worker(path: str) -> tuple[np.ndarray | None, str | None]:
 
 
 def embed_files(
-    paths: Sequence[str | os.PathLike], *, backbone, workers: int | None = None
+    paths: Sequence[str | os.PathLike],
+    *,
+    backbone_name: str,
+    workers: int | None = None,
+    backbone=None,
 ) -> Iterator[tuple[np.ndarray | None, str | None]]:
     """(embeddings, None) or (None, error message) per file, in order.
 
     With `workers` > 1 (default: the CPU count) and enough files, files are embedded by that many
-    processes, each with its own copy of the backbone; else by `backbone` in this process.
+    processes, each building its own backbone (this process builds none); else by `backbone` (built
+    here when not given). Raises ValueError when the backbone cannot be built (e.g. missing weights).
     """
     workers = workers or os.cpu_count() or 1
-    if workers > 1 and len(paths) >= MIN_FILES_FOR_POOL and backbone.name != "myna_vertical":
-        # Myna is GPU-bound and its weights are large: it stays in one process.
+    # Myna is GPU-bound and its weights are large: it stays in one process.
+    if workers > 1 and len(paths) >= MIN_FILES_FOR_POOL and backbone_name != "myna_vertical":
         with ProcessPoolExecutor(
-            max_workers=workers, initializer=_start_worker, initargs=(backbone.name,)
+            max_workers=workers, initializer=_start_worker, initargs=(backbone_name,)
         ) as pool:
-            yield from pool.map(_embed_in_worker, [str(Path(path)) for path in paths], chunksize=2)
+            try:
+                yield from pool.map(_embed_in_worker, [str(Path(path)) for path in paths], chunksize=2)
+            except BrokenProcessPool as error:
+                raise ValueError(
+                    f"the {backbone_name!r} backbone could not start in a worker process"
+                ) from error
         return
+    if backbone is None:
+        from ml.backbones import get_backbone
+
+        backbone = get_backbone(backbone_name)
     for path in paths:
         try:
             yield backbone.window_embeddings(load_audio(path)), None

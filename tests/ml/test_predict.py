@@ -23,9 +23,10 @@ def test_the_pool_gives_the_same_embeddings_and_errors_in_order(tmp_path):
     broken = tmp_path / "broken.wav"
     broken.write_bytes(b"RIFF not really")
     paths.insert(3, broken)
-    backbone = get_backbone("pitch_class")
-    pooled = list(embed_files(paths, backbone=backbone, workers=2))
-    single = list(embed_files(paths, backbone=backbone, workers=1))
+    pooled = list(embed_files(paths, backbone_name="pitch_class", workers=2))
+    single = list(
+        embed_files(paths, backbone_name="pitch_class", workers=1, backbone=get_backbone("pitch_class"))
+    )
     assert [error is not None for _, error in pooled] == [path == broken for path in paths]
     for (a, error_a), (b, _) in zip(pooled, single, strict=True):
         if error_a is None:
