@@ -230,6 +230,11 @@ class QueueSettings(models.Model):
     blind_names = models.BooleanField(
         default=False, help_text="Hide titles, artists and file names from annotators"
     )
+    # Second opinions: this share of tracks (chosen by content hash, so stably) waits for a second,
+    # independent annotator before it has a consensus; a disagreement goes to Review.
+    second_opinion_share = models.FloatField(
+        null=True, blank=True, help_text="blank = KEYWEB_SECOND_OPINION_SHARE (default 0.10)"
+    )
     updated_at = models.DateTimeField(auto_now=True)
 
     def __str__(self) -> str:

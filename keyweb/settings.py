@@ -214,6 +214,8 @@ KEYWEB = {
     "ACTIVATION_MIN_TRACKS": int(env_number("KEYWEB_ACTIVATION_MIN_TRACKS", 20, int)),
     # Self-supervised pretraining of the learned backbone (manage.py pretrain_backbone, the dashboard):
     # optimiser steps per run, and how much of each track it reads.
+    # Share of tracks a second annotator labels too, blind to the first (agreement, Review).
+    "SECOND_OPINION_SHARE": env_number("KEYWEB_SECOND_OPINION_SHARE", 0.10),
     "PRETRAINING_STEPS": int(env_number("KEYWEB_PRETRAINING_STEPS", 600, int)),
     "PRETRAINING_MAX_SECONDS_PER_TRACK": env_number("KEYWEB_PRETRAINING_MAX_SECONDS_PER_TRACK", 90),
 }

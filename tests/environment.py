@@ -14,6 +14,8 @@ from pathlib import Path
 
 os.environ["KEYWEB_ENV"] = "test"
 os.environ.setdefault("KEYWEB_VAR_DIR", tempfile.mkdtemp(prefix="keyweb-test-"))
+# One annotation makes a consensus unless a test asks for second opinions (test_second_opinions.py).
+os.environ.setdefault("KEYWEB_SECOND_OPINION_SHARE", "0")
 
 
 def _free_port() -> int:

@@ -60,6 +60,18 @@ def backbone_checkpoint_current(backbone: str) -> str:
     return run.checkpoint_path if run is not None else ""
 
 
+def second_opinion_share() -> float:
+    stored = QueueSettings.objects.filter(pk=1).values_list("second_opinion_share", flat=True).first()
+    return float(settings.KEYWEB["SECOND_OPINION_SHARE"] if stored is None else stored)
+
+
+def track_wants_second_opinion(track: Track, *, share: float | None = None) -> bool:
+    """Whether this track waits for a second annotator: a stable draw from its content hash, so the same
+    tracks are chosen on every machine and a share raised later only adds tracks."""
+    share = second_opinion_share() if share is None else share
+    return stable_random_score(track.content_hash, salt="second-opinion:") < share
+
+
 def model_version_active() -> ModelVersion | None:
     return ModelVersion.objects.filter(is_active=True).first()
 

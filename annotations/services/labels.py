@@ -12,7 +12,8 @@ from django.utils import timezone
 
 from ml.keys import NO_KEY_LABELS, Key
 
-from ..models import Annotation, Track
+from ..models import Annotation, QueueSettings, Track
+from ..selectors import track_wants_second_opinion
 
 
 @dataclass(frozen=True)
@@ -49,6 +50,11 @@ def annotation_import(*, track: Track, label: LabelValue, user: AbstractBaseUser
     return True
 
 
+def _opinions_required(track: Track) -> int:
+    required = settings.KEYWEB["ANNOTATIONS_REQUIRED"]
+    return max(required, 2) if track_wants_second_opinion(track) else required
+
+
 @transaction.atomic
 def track_consensus_refresh(*, track: Track) -> Track:
     """Recompute consensus from the annotations: review decision > imported label > agreeing annotators."""
@@ -61,7 +67,7 @@ def track_consensus_refresh(*, track: Track) -> Track:
     track.needs_review = False
     if decided:
         consensus = max(decided, key=lambda a: (a.source == Annotation.Source.REVIEW, a.id))
-    elif len(by_annotators) >= settings.KEYWEB["ANNOTATIONS_REQUIRED"]:
+    elif len(by_annotators) >= _opinions_required(track):
         opinions = {(a.label, a.key_index) for a in by_annotators}
         if len(opinions) == 1:
             consensus = by_annotators[-1]
@@ -76,3 +82,12 @@ def track_consensus_refresh(*, track: Track) -> Track:
         update_fields=["annotation_count", "needs_review", "consensus_label", "consensus_key", "consensus_at"]
     )
     return track
+
+
+@transaction.atomic
+def second_opinion_share_set(*, share: float) -> float:
+    """Set the share of tracks that wait for a second annotator (0 turns second opinions off)."""
+    if not 0.0 <= share <= 1.0:
+        raise ValueError("the second-opinion share must be between 0 and 1")
+    QueueSettings.objects.update_or_create(pk=1, defaults={"second_opinion_share": share})
+    return share
