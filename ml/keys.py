@@ -199,3 +199,24 @@ class Key:
 
 NOTATIONS = ("mir_eval", "camelot", "open_key", "jams", "id3")
 ALL_KEYS = tuple(Key.from_index(i) for i in range(24))
+
+
+RELATIONS = ("correct", "fifth", "relative", "parallel", "other")
+# mir_eval 0.8's weighted key score for each relation (ml.metrics computes it through mir_eval itself).
+RELATION_SCORES = {"correct": 1.0, "fifth": 0.5, "relative": 0.3, "parallel": 0.2, "other": 0.0}
+
+
+def key_relation(reference: Key | None, estimated: Key | None) -> str:
+    """The relation mir_eval 0.8 scores: one of RELATIONS (a fifth means the estimate is a fifth above).
+    Torch- and mir_eval-free, so the web process can use it (annotator agreement)."""
+    if reference == estimated:
+        return "correct"
+    if reference is None or estimated is None:
+        return "other"
+    if estimated == reference.transpose(7):
+        return "fifth"
+    if estimated == reference.relative:
+        return "relative"
+    if estimated == reference.parallel:
+        return "parallel"
+    return "other"

@@ -7,31 +7,15 @@ from collections.abc import Sequence
 import mir_eval
 import numpy as np
 
-from ml.keys import Key
+from ml.keys import RELATIONS, Key, key_relation
 
 # mir_eval's spelling for "no key"; its weighted score gives 1.0 for X vs X and 0.0 for X vs any key.
 NO_KEY = "X"
-RELATIONS = ("correct", "fifth", "relative", "parallel", "other")
 _FIFTH = 7
 
 
 def _mir_eval_text(key: Key | None) -> str:
     return NO_KEY if key is None else key.mir_eval
-
-
-def key_relation(reference: Key | None, estimated: Key | None) -> str:
-    """The relation mir_eval 0.8 scores: one of RELATIONS (a fifth means the estimate is a fifth above)."""
-    if reference == estimated:
-        return "correct"
-    if reference is None or estimated is None:
-        return "other"
-    if estimated == reference.transpose(_FIFTH):
-        return "fifth"
-    if estimated == reference.relative:
-        return "relative"
-    if estimated == reference.parallel:
-        return "parallel"
-    return "other"
 
 
 def key_metrics(reference: Sequence[Key | None], estimated: Sequence[Key | None]) -> dict:

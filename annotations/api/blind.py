@@ -1,28 +1,11 @@
 """Blind labeling: when an admin turns it on, annotators see "Track 1234" instead of titles, artists and
 file names (they often name the key); reviewers and admins still see everything. One rule for the pages
-and the API. The read and the write here may move into selectors and services.queue."""
+and the API: the setting is read by selectors.names_hidden_for and written by services.labels."""
 
 from __future__ import annotations
 
-from django.db import transaction
-
-from ..models import QueueSettings, Track
-from ..permissions import user_is_reviewer
-
-
-def blind_names_enabled() -> bool:
-    return bool(QueueSettings.objects.filter(pk=1).values_list("blind_names", flat=True).first())
-
-
-def names_hidden_for(user) -> bool:
-    """Whether `user` is shown tracks without their names (blind mode on, and not a reviewer or admin)."""
-    return not user_is_reviewer(user) and blind_names_enabled()
-
-
-@transaction.atomic
-def blind_names_set(*, hidden: bool) -> bool:
-    QueueSettings.objects.update_or_create(pk=1, defaults={"blind_names": hidden})
-    return hidden
+from ..models import Track
+from ..selectors import names_hidden_for
 
 
 def track_blind_name(track: Track) -> str:

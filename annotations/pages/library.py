@@ -15,10 +15,9 @@ from django.views.decorators.http import require_GET
 from ml.keys import Key
 
 from .. import selectors
-from ..api.blind import names_hidden_for
 from ..models import Track
 from ..permissions import user_roles
-from ..selectors import model_version_active
+from ..selectors import model_version_active, names_hidden_for
 from ..services.tracks import track_import
 from .access import admin_required, annotator_required, login_required, user_can_label, user_can_review
 from .track_search import TrackSearchForm, tracks_for_form

@@ -60,6 +60,15 @@ def backbone_checkpoint_current(backbone: str) -> str:
     return run.checkpoint_path if run is not None else ""
 
 
+def blind_names_enabled() -> bool:
+    return bool(QueueSettings.objects.filter(pk=1).values_list("blind_names", flat=True).first())
+
+
+def names_hidden_for(user) -> bool:
+    """Whether `user` is shown tracks without their names (blind mode on, and not a reviewer or admin)."""
+    return not user_is_reviewer(user) and blind_names_enabled()
+
+
 def second_opinion_share() -> float:
     stored = QueueSettings.objects.filter(pk=1).values_list("second_opinion_share", flat=True).first()
     return float(settings.KEYWEB["SECOND_OPINION_SHARE"] if stored is None else stored)
@@ -218,6 +227,24 @@ def labels_since_last_training() -> int:
 
 
 # --- the labeling queue -----------------------------------------------------------------------------------
+
+
+def annotation_latest_own(user: AbstractBaseUser) -> Annotation | None:
+    """The label `annotation_undo` would withdraw: the user's newest own annotation."""
+    return (
+        Annotation.objects.filter(annotator=user, source=Annotation.Source.ANNOTATOR)
+        .order_by("-created_at", "-id")
+        .first()
+    )
+
+
+def tracks_skipped_recently(*, user: AbstractBaseUser) -> QuerySet[Skip]:
+    """`user`'s skips the queue still honours (the last SKIP_MEMORY), newest first."""
+    return (
+        Skip.objects.filter(annotator=user, created_at__gte=timezone.now() - SKIP_MEMORY)
+        .select_related("track")
+        .order_by("-created_at", "-id")
+    )
 
 
 def tracks_open_for(*, user: AbstractBaseUser, now: datetime | None = None) -> QuerySet[Track]:

@@ -91,3 +91,10 @@ def second_opinion_share_set(*, share: float) -> float:
         raise ValueError("the second-opinion share must be between 0 and 1")
     QueueSettings.objects.update_or_create(pk=1, defaults={"second_opinion_share": share})
     return share
+
+
+@transaction.atomic
+def blind_names_set(*, hidden: bool) -> bool:
+    """Turn blind labeling on or off (annotators see "Track 1234" instead of names)."""
+    QueueSettings.objects.update_or_create(pk=1, defaults={"blind_names": hidden})
+    return hidden

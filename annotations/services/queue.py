@@ -149,6 +149,13 @@ def queue_skip(*, user: AbstractBaseUser, track: Track) -> Skip:
 
 
 @transaction.atomic
+def queue_skip_put_back(*, user: AbstractBaseUser, track: Track) -> int:
+    """Forget `user`'s skips of `track`, so the queue may serve it to them again."""
+    deleted, _ = Skip.objects.filter(annotator=user, track=track).delete()
+    return deleted
+
+
+@transaction.atomic
 def review_decide(*, reviewer: AbstractBaseUser, track: Track, label: LabelValue, notes: str = "") -> Track:
     """A reviewer's decision becomes the consensus of a disputed (or any) track."""
     Annotation.objects.filter(track=track, source=Annotation.Source.REVIEW).delete()

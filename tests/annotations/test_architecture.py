@@ -10,7 +10,17 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("annotations", "keyweb", "ml")
-WEB_FORBIDDEN = ("torch", "annotations.tasks", "annotations.worker")
+# The web image installs only the base dependencies (docker/web.Dockerfile): the ml extras must stay out.
+WEB_FORBIDDEN = (
+    "torch",
+    "annotations.tasks",
+    "annotations.worker",
+    "mir_eval",
+    "nnAudio",
+    "scipy",
+    "einops",
+    "matplotlib",
+)
 
 # Imports every module a URL pattern leads to (view functions, class-based and DRF views), resolves a
 # few URLs the way a request would, and prints which forbidden modules got loaded.

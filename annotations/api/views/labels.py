@@ -3,10 +3,7 @@ use these endpoints too (session + CSRF), so there is one set of labeling rules.
 
 from __future__ import annotations
 
-from django.db import transaction
-from django.db.models import QuerySet
 from django.shortcuts import get_object_or_404
-from django.utils import timezone
 from drf_spectacular.utils import OpenApiResponse, extend_schema
 from rest_framework import status
 from rest_framework.exceptions import NotFound
@@ -14,15 +11,21 @@ from rest_framework.generics import ListAPIView, RetrieveAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ...models import Annotation, Skip, Track
+from ...models import Annotation, Track
 from ...permissions import IsAnnotator, IsReviewer
-from ...selectors import SKIP_MEMORY, annotations_visible_to, tracks_with_active_prediction
+from ...selectors import (
+    annotation_latest_own,
+    annotations_visible_to,
+    tracks_skipped_recently,
+    tracks_with_active_prediction,
+)
 from ...services.queue import (
     QueueError,
     annotation_submit,
     annotation_undo,
     queue_next,
     queue_skip,
+    queue_skip_put_back,
     review_decide,
 )
 from ..errors import Conflict, field_error
@@ -48,33 +51,6 @@ def _track_or_400(track_id: int) -> Track:
     if track is None:
         raise field_error("track", f"there is no track with id {track_id}")
     return track
-
-
-def _annotation_latest_own(user) -> Annotation | None:
-    """The label `annotation_undo` withdraws (it returns only the track)."""
-    return (
-        Annotation.objects.filter(annotator=user, source=Annotation.Source.ANNOTATOR)
-        .order_by("-created_at", "-id")
-        .first()
-    )
-
-
-def _skips_recent(*, user) -> QuerySet[Skip]:
-    """`user`'s skips the queue still honours (the last SKIP_MEMORY), newest first. A read the lead may
-    move into annotations.selectors (tracks_skipped_by)."""
-    return (
-        Skip.objects.filter(annotator=user, created_at__gte=timezone.now() - SKIP_MEMORY)
-        .select_related("track")
-        .order_by("-created_at", "-id")
-    )
-
-
-@transaction.atomic
-def _skip_put_back(*, user, track: Track) -> int:
-    """Forget `user`'s skips of `track`, so the queue may serve it to them again. A write the lead may
-    move into annotations.services.queue (queue_skip_put_back)."""
-    deleted, _ = Skip.objects.filter(annotator=user, track=track).delete()
-    return deleted
 
 
 def _with_next(request, body: dict) -> dict:
@@ -195,7 +171,7 @@ class QueueSkippedApi(APIView):
 
     @extend_schema(responses={200: SkippedTrackSerializer(many=True)})
     def get(self, request):
-        skips = _skips_recent(user=request.user)[:100]
+        skips = tracks_skipped_recently(user=request.user)[:100]
         return Response(SkippedTrackSerializer(skips, many=True, context={"request": request}).data)
 
 
@@ -207,7 +183,7 @@ class QueueSkippedPutBackApi(APIView):
     @extend_schema(request=None, responses={204: None})
     def delete(self, request, track_id: int):
         track = get_object_or_404(Track, pk=track_id)
-        if not _skip_put_back(user=request.user, track=track):
+        if not queue_skip_put_back(user=request.user, track=track):
             raise NotFound(f"you have not skipped track {track_id}")
         return Response(status=status.HTTP_204_NO_CONTENT)
 
@@ -219,7 +195,7 @@ class QueueUndoApi(APIView):
 
     @extend_schema(request=None, responses={200: UndoResultSerializer})
     def post(self, request):
-        latest = _annotation_latest_own(request.user)
+        latest = annotation_latest_own(request.user)
         track = annotation_undo(user=request.user)
         if track is None or latest is None:
             raise Conflict("you have no label from the last hour to undo")

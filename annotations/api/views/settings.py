@@ -9,9 +9,8 @@ from rest_framework.response import Response
 from rest_framework.views import APIView
 
 from ...permissions import IsAdmin
-from ...selectors import second_opinion_share
-from ...services.labels import second_opinion_share_set
-from ..blind import blind_names_enabled, blind_names_set
+from ...selectors import blind_names_enabled, second_opinion_share
+from ...services.labels import blind_names_set, second_opinion_share_set
 
 
 class LabelingSettingsSerializer(serializers.Serializer):
