@@ -1,7 +1,6 @@
 """The pitch-class backbone (layout, transposition, tuning, template baseline) and the backbone registry."""
 
 import dataclasses
-import time
 from functools import cache
 
 import numpy as np
@@ -160,15 +159,6 @@ def test_template_matching_finds_the_key_of_clean_synthetic_tracks():
         assert probabilities.shape == (24,) and probabilities.sum() == pytest.approx(1.0)
         correct += Key.from_index(int(probabilities.argmax())) == key
     assert correct >= 20, f"only {correct}/24 keys found"
-
-
-def test_embedding_is_much_faster_than_real_time():
-    audio = np.tile(_audio(_spec(seed=6, key=Key(tonic=0, mode=Mode.MAJOR))), 8)  # 64 s
-    started = time.perf_counter()
-    BACKBONE.window_embeddings(audio)
-    elapsed = time.perf_counter() - started
-    # Lenient (a loaded 2-core CI machine); typically well over 300x real time on one core.
-    assert audio.size / SAMPLE_RATE / elapsed > 20
 
 
 # --- registry ------------------------------------------------------------------------------------------
