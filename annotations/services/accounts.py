@@ -1,4 +1,4 @@
-"""Writes behind the API that annotations.services does not cover: accounts and tokens, track deletion."""
+"""Accounts, roles and API tokens (is_staff goes with the admin role; tokens are stored hashed)."""
 
 from __future__ import annotations
 
