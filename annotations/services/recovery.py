@@ -99,15 +99,18 @@ def pretrainings_release_stale() -> int:
 
 @transaction.atomic
 def trainings_requeue_lost(*, older_than: timedelta = timedelta(minutes=10)) -> int:
-    """A version queued long ago with no message waiting (e.g. the broker restarted empty) is sent again;
-    the training task claims QUEUED → TRAINING, so a duplicate delivery does nothing."""
+    """A version queued long ago with no message waiting (e.g. the broker restarted empty) is sent again,
+    at most once per `older_than` (heartbeat_at marks the last send); the training task claims
+    QUEUED → TRAINING, so a duplicate delivery does nothing."""
+    cutoff = timezone.now() - older_than
     lost = [
         version.pk
         for version in ModelVersion.objects.filter(
-            status=ModelVersion.Status.QUEUED, created_at__lt=timezone.now() - older_than
-        )
+            status=ModelVersion.Status.QUEUED, created_at__lt=cutoff
+        ).filter(Q(heartbeat_at__isnull=True) | Q(heartbeat_at__lt=cutoff))
         if not dispatch.is_pending(dispatch.TRAINING, version.pk)
     ]
+    ModelVersion.objects.filter(pk__in=lost).update(heartbeat_at=timezone.now())
     for version_id in lost:
         dispatch.training_start(model_version_id=version_id)
     return len(lost)

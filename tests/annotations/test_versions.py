@@ -192,3 +192,17 @@ def test_activation_repredicts_labeled_tracks_too(monkeypatch):
     model_version_activate(version=version)
     predicted = {track_id for name, args in sent if name == dispatch.PREDICTION for track_id in args[0]}
     assert {open_track.pk, labeled.pk} <= predicted
+
+
+@pytest.mark.django_db(transaction=True)
+def test_a_queued_training_whose_message_was_lost_is_sent_again_once_per_interval(monkeypatch):
+    from annotations.services.recovery import trainings_requeue_lost
+
+    sent: list[str] = []
+    monkeypatch.setattr(app, "send_task", lambda name, args, **kwargs: sent.append(name))
+    version = ModelVersion.objects.create(
+        name="v1", backbone="pitch_class", status="queued", in_progress=True
+    )
+    ModelVersion.objects.filter(pk=version.pk).update(created_at=timezone.now() - timedelta(minutes=20))
+    assert trainings_requeue_lost() == 1 and sent == [dispatch.TRAINING]
+    assert trainings_requeue_lost() == 0  # not again on every sweep while no worker takes it
