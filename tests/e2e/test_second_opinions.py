@@ -64,3 +64,18 @@ def test_a_second_opinion_reaches_a_second_annotator_and_a_disagreement_reaches_
     review.goto("/review/")
     assert review.locator(f'a[href="/review/{labeled}/"]').count() == 1
     review_context.close()
+
+
+def test_an_admin_sets_the_second_opinion_share_on_the_dashboard(page, roles, admin_user):
+    from annotations.selectors import second_opinion_share
+
+    log_in(page, "ada")
+    page.goto("/dashboard/")
+    page.wait_for_function("!document.getElementById('second-opinion-share').disabled")
+    assert page.input_value("#second-opinion-share") == "0"  # the tests' default; 10 % in a real install
+    page.fill("#second-opinion-share", "25")
+    page.press("#second-opinion-share", "Enter")
+    page.dispatch_event("#second-opinion-share", "change")
+    page.wait_for_function("document.getElementById('second-opinion-status').textContent.startsWith('Saved')")
+    assert second_opinion_share() == 0.25
+    assert page.console_errors == []

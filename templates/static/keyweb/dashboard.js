@@ -219,6 +219,32 @@
     });
   }
 
+  // --- second opinions: the share of tracks that wait for a second annotator (/api/v1/settings/labeling) ---
+  async function bindSecondOpinions() {
+    const field = $("second-opinion-share");
+    if (!field) return;
+    const status = $("second-opinion-status");
+    const current = await kw.requestJSON(field.dataset.url);
+    if (!current.ok) {
+      status.textContent = kw.errorText(current.body);
+      return;
+    }
+    field.value = Math.round(current.body.second_opinion_share * 100);
+    field.disabled = false;
+    field.addEventListener("change", async () => {
+      const share = Number(field.value) / 100;
+      field.disabled = true;
+      const response = await kw.requestJSON(field.dataset.url, { method: "PATCH", body: { second_opinion_share: share } });
+      field.disabled = false;
+      if (!response.ok) {
+        status.textContent = kw.errorText(response.body);
+        return;
+      }
+      field.value = Math.round(response.body.second_opinion_share * 100);
+      status.textContent = `Saved: ${field.value} % of tracks wait for a second annotator.`;
+    });
+  }
+
   // --- versions compared on the same held-out tracks (recorded at training; /api/v1/models) ---------------
   async function drawComparisons() {
     const cells = document.querySelectorAll("[data-comparison-for]");
@@ -240,6 +266,7 @@
   drawAgreement();
   drawComparisons();
   bindBlindNames();
+  bindSecondOpinions();
   if (kw.trainingStatus) showStatus(kw.trainingStatus);
   if (kw.trainingStatus && RUNNING.has(kw.trainingStatus.status)) startPolling();
 })(window.keyweb);
