@@ -162,11 +162,6 @@ def visuals_start(*, track_id: int) -> None:
     _after_commit(VISUALS, track_id)
 
 
-def recovery_start() -> None:
-    """Run the recovery sweep now (stale claims, pending messages)."""
-    _after_commit(RECOVERY)
-
-
 def pretraining_start(*, run_id: int) -> None:
     """Pretrain the learned backbone on the library (queue gpu)."""
     _after_commit(PRETRAINING, run_id)

@@ -104,10 +104,6 @@ def queue_priority_from_scores(track: Track, scores: dict[str, float], strategy:
     return float(scores[strategy])
 
 
-def tracks_for_listing() -> QuerySet[Track]:
-    return Track.objects.order_by("-id")
-
-
 # ?notation= values → attribute of ml.keys.Key ("openkey" is the spelling clients use for Open Key).
 NOTATIONS = {
     "mir_eval": "mir_eval",
