@@ -35,9 +35,15 @@ def pretraining_tracks():
     return Track.objects.filter(status=Track.Status.READY, split=Track.Split.POOL).order_by("id")
 
 
-def _library_audio(alive) -> list[tuple]:
+# Tracks decoded at a time: their log-CQTs (float16) are kept, the audio is dropped, so memory holds one
+# chunk of audio however large the library is.
+DECODE_CHUNK = 32
+
+
+def _library_tracks(alive, device: str) -> list:
+    """Log-CQTs of the pool tracks (their keys where labeled), converted chunk by chunk."""
     limit = settings.KEYWEB["PRETRAINING_MAX_SECONDS_PER_TRACK"]
-    decoded = []
+    tracks, chunk = [], []
     for track in pretraining_tracks().iterator(chunk_size=200):
         alive()
         try:
@@ -46,8 +52,13 @@ def _library_audio(alive) -> list[tuple]:
             logger.warning("pretraining skips track %s: %s", track.pk, error)
             continue
         key = Key.from_index(track.consensus_key) if track.consensus_label == "key" else None
-        decoded.append((audio, key, f"track {track.pk}"))
-    return decoded
+        chunk.append((audio, key, f"track {track.pk}"))
+        if len(chunk) == DECODE_CHUNK:
+            tracks += tracks_from_audio(chunk, device=device)
+            chunk = []
+    if chunk:
+        tracks += tracks_from_audio(chunk, device=device)
+    return tracks
 
 
 def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
@@ -81,12 +92,10 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
 
     try:
         device = torch_device()
-        decoded = _library_audio(alive)
-        if not decoded:
+        tracks = _library_tracks(alive, device)
+        if not tracks:
             raise ValueError("there are no analysed tracks in the pool split to pretrain on")
-        tracks = tracks_from_audio(decoded, device=device)
         n_labelled = sum(track.key is not None for track in tracks)
-        del decoded
         PretrainingRun.objects.filter(pk=run_id).update(
             n_tracks=len(tracks), n_labelled=n_labelled, progress=0.1, checkpoint_path=str(out)
         )
