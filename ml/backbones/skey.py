@@ -1,9 +1,10 @@
-"""The learned backbone: log-CQT → SKeyNet, one (2 + E) × 12 pitch-class embedding per analysis window.
+"""The learned backbone: log-CQT → SKeyNet, one (2 + E + 2) × 12 pitch-class embedding per analysis window.
 
 Windows are pooled from one pass of the network over the whole track (it is fully convolutional), so
-overlapping windows cost nothing extra. The embedding's channels are the 24 key logits (major, minor)
-followed by E learned feature channels, each a 12-vector indexed by pitch class with C first: rolling
-it is exactly what transposing the input spectrogram does to it (see ml.backbones.skey_net).
+overlapping windows cost nothing extra. The embedding's channels are the 24 key logits (major, minor),
+E learned feature channels and the track's two opening profiles (ml.backbones.logcqt.opening_profiles,
+the same in every window), each a 12-vector indexed by pitch class with C first: rolling it is what
+transposing the input spectrogram does to it (see ml.backbones.skey_net).
 """
 
 from __future__ import annotations
@@ -16,7 +17,14 @@ import torch
 
 from ml.augmentation import roll_pitch_classes
 from ml.backbones.base import ASSETS_DIR, SKEY_CHECKPOINT_ENV, Backbone
-from ml.backbones.logcqt import FEATURE_VERSION, FRAME_SECONDS, LogCQT, band_signals
+from ml.backbones.logcqt import (
+    FEATURE_VERSION,
+    FRAME_SECONDS,
+    N_OPENING_PROFILES,
+    LogCQT,
+    band_signals,
+    opening_profiles,
+)
 from ml.backbones.skey_net import N_PITCH_CLASSES, SKeyNet, load_model, weights_sha256
 
 DEFAULT_CHECKPOINT = ASSETS_DIR / "skey_backbone.pt"
@@ -49,7 +57,7 @@ class SKeyBackbone(Backbone):
         self._front_end = LogCQT().to(self._device).eval()
         self.window_seconds = window_seconds
         self.hop_seconds = hop_seconds
-        self.embedding_dim = self._model.config.embedding_dim
+        self.embedding_dim = self._model.config.embedding_dim + N_OPENING_PROFILES * N_PITCH_CLASSES
         self._weights_sha256 = weights_sha256(self._model)
 
     def fingerprint(self) -> str:
@@ -63,10 +71,6 @@ class SKeyBackbone(Backbone):
         signals = [torch.from_numpy(signal)[None].to(self._device) for signal in band_signals(audio)]
         with torch.inference_mode():
             return self._front_end(signals)
-
-    def _frame_features(self, audio: np.ndarray) -> torch.Tensor:
-        with torch.inference_mode():
-            return self._model(self.log_cqt(audio))[0]  # (channels, 84, frames)
 
     def _windows(self, frame_features: torch.Tensor) -> np.ndarray:
         frames = frame_features.shape[-1]
@@ -87,7 +91,11 @@ class SKeyBackbone(Backbone):
         return config.input_time_pool * 2**config.time_pools
 
     def window_embeddings(self, audio: np.ndarray) -> np.ndarray:
-        return self._windows(self._frame_features(np.asarray(audio, dtype=np.float32)))
+        spectrogram = self.log_cqt(np.asarray(audio, dtype=np.float32))
+        with torch.inference_mode():
+            windows = self._windows(self._model(spectrogram)[0])  # network output: (channels, 84, frames)
+            opening = opening_profiles(spectrogram[0]).float().cpu().numpy()
+        return np.concatenate([windows, np.broadcast_to(opening, (len(windows), opening.size))], axis=1)
 
     def transpose_embeddings(self, embeddings: np.ndarray, semitones: int) -> np.ndarray:
         return roll_pitch_classes(embeddings, semitones)

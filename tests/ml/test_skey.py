@@ -5,7 +5,15 @@ import numpy as np
 import pytest
 import torch
 
-from ml.backbones.logcqt import BINS_PER_SEMITONE, LOWEST_MIDI, N_BINS, log_cqt
+from ml.backbones.logcqt import (
+    BINS_PER_SEMITONE,
+    FRAME_SECONDS,
+    LOWEST_MIDI,
+    N_BINS,
+    N_OPENING_PROFILES,
+    log_cqt,
+    opening_profiles,
+)
 from ml.backbones.skey_net import (
     BackboneLoadError,
     SKeyConfig,
@@ -179,7 +187,11 @@ def test_backbone_embeddings_roll_with_transposition_and_fingerprint_follows_wei
     backbone = SKeyBackbone(model=model, device="cpu")
     audio = np.random.default_rng(0).normal(0, 0.1, 16_000 * 20).astype(np.float32)
     embeddings = backbone.window_embeddings(audio)
-    assert embeddings.shape[1] == backbone.embedding_dim == TINY.embedding_dim and len(embeddings) >= 2
+    opening = N_OPENING_PROFILES * 12
+    assert embeddings.shape[1] == backbone.embedding_dim == TINY.embedding_dim + opening
+    assert len(embeddings) >= 2
+    # The opening profiles are the track's, the same in every window.
+    np.testing.assert_array_equal(embeddings[0, -opening:], embeddings[-1, -opening:])
     assert backbone.cyclic_transposition
     np.testing.assert_array_equal(
         backbone.transpose_embeddings(embeddings, 12), embeddings
@@ -190,3 +202,85 @@ def test_backbone_embeddings_roll_with_transposition_and_fingerprint_follows_wei
     assert backbone_fingerprint(SKeyBackbone(model=tiny_model(), device="cpu")) == backbone_fingerprint(
         backbone
     )
+
+
+def _tone(midi: float, seconds: float) -> np.ndarray:
+    t = np.arange(int(16_000 * seconds)) / 16_000
+    return (0.3 * np.sin(2 * np.pi * 440.0 * 2 ** ((midi - 69) / 12) * t)).astype(np.float32)
+
+
+def test_opening_profiles_read_the_first_notes_after_the_silence_and_roll_with_transposition():
+    # 3 s of silence, then a low G (bass) under a D, then 6 s of a loud A that must not count.
+    audio = np.concatenate(
+        [np.zeros(16_000 * 3, np.float32), _tone(43, 2.0) + _tone(62, 2.0), 2 * _tone(69, 6.0)]
+    )
+    spectrogram = torch.from_numpy(log_cqt(audio))
+    everything, bass = opening_profiles(spectrogram).numpy().reshape(N_OPENING_PROFILES, 12)
+    assert np.linalg.norm(everything) == pytest.approx(1.0) and np.linalg.norm(bass) == pytest.approx(1.0)
+    assert set(np.argsort(everything)[-2:]) == {7, 2}  # G and D, not the A that follows
+    assert np.argmax(bass) == 7
+    # Rolling the spectrogram by k semitones rolls the all-octave profile by exactly k; the bass profile
+    # follows its notes (it changes only by what crosses the B3/C4 edge of its band).
+    for semitones in (1, 5, 11):
+        rolled = opening_profiles(torch.roll(spectrogram, BINS_PER_SEMITONE * semitones, dims=0)).numpy()
+        np.testing.assert_allclose(rolled[:12], np.roll(everything, semitones), atol=1e-6)
+        assert np.argmax(rolled[12:]) == (7 + semitones) % 12
+
+
+def test_opening_profiles_of_silence_are_finite():
+    profiles = opening_profiles(torch.zeros(N_BINS, round(5 / FRAME_SECONDS)))
+    assert profiles.shape == (N_OPENING_PROFILES * 12,) and torch.isfinite(profiles).all()
+
+
+def test_the_front_end_matches_nnaudio_cqt1992v2_bin_for_bin():
+    """The shipped network was trained on nnAudio's CQT1992v2 numbers; ours must stay the same."""
+    from nnAudio.features import CQT1992v2
+
+    from ml.backbones.logcqt import _BANDS, LogCQT, _band_frequencies, band_signals
+
+    t = np.arange(16_000 * 6) / 16_000
+    rng = np.random.default_rng(3)
+    audio = sum(np.sin(2 * np.pi * f * t) for f in (55.0, 196.0, 659.3, 2793.0)) + rng.normal(0, 0.05, t.size)
+    signals = [torch.from_numpy(signal)[None] for signal in band_signals(audio.astype(np.float32))]
+    n_frames = signals[0].shape[-1] // _BANDS[0].hop + 1
+    with torch.inference_mode():
+        ours = LogCQT()(signals)
+        reference = torch.cat(
+            [
+                CQT1992v2(
+                    sr=band.sample_rate,
+                    hop_length=band.hop,
+                    fmin=float(_band_frequencies(band)[0]),
+                    n_bins=band.n_octaves * BINS_PER_SEMITONE * 12,
+                    bins_per_octave=BINS_PER_SEMITONE * 12,
+                    output_format="Magnitude",
+                    verbose=False,
+                )(signal)[..., :n_frames]
+                for band, signal in zip(_BANDS, signals, strict=True)
+            ],
+            dim=1,
+        )
+    # Float32 sums of up to 3,206 products in another order (a GEMM, not a convolution) differ by
+    # ~1e-6 in magnitude, which log1p(100·x) magnifies to ~2e-4 in the quietest bins.
+    difference = np.abs(ours.numpy() - torch.log1p(100 * reference).numpy())
+    assert difference.max() < 1e-3 and difference.mean() < 1e-5
+
+
+@pytest.mark.parametrize("seconds", [1.0, 1.05, 1.5])
+def test_audio_just_over_the_minimum_length_embeds(seconds):
+    from ml.backbones.skey import SKeyBackbone
+
+    audio = np.random.default_rng(0).normal(0, 0.1, int(16_000 * seconds)).astype(np.float32)
+    embeddings = SKeyBackbone(model=tiny_model(), device="cpu").window_embeddings(audio)
+    assert embeddings.shape[0] == 1 and np.isfinite(embeddings).all()
+
+
+@pytest.mark.parametrize("frames", [7, 8])
+def test_frame_pooling_equals_torch_pooling_with_ceil_mode(frames):
+    from torch.nn import functional as F
+
+    from ml.backbones.skey_net import _pool_time
+
+    x = torch.randn(2, 3, 5, frames)
+    torch.testing.assert_close(_pool_time(x, maximum=True), F.max_pool2d(x, (1, 2), ceil_mode=True))
+    torch.testing.assert_close(_pool_time(x, maximum=False), F.avg_pool2d(x, (1, 2), ceil_mode=True))
