@@ -1,5 +1,16 @@
-"""Lets `python -m ml ...` run the command line in ml.cli."""
+"""Lets `python -m ml ...` run the command line in ml.cli.
+
+The process ends with os._exit once the command has returned: every file it wrote is closed and its
+worker pool joined by then, and skipping the interpreter's finalisation of torch saves ~0.8 s per run
+(a tenth of `ml predict` over 100 files).
+"""
+
+import os
+import sys
 
 from ml.cli import main
 
-raise SystemExit(main())
+code = main()
+sys.stdout.flush()
+sys.stderr.flush()
+os._exit(code)

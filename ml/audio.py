@@ -71,7 +71,9 @@ def _decode_mono(path: str | os.PathLike[str], *, max_frames: int | None) -> tup
             native_rate = int(audio_file.samplerate)
     except (sf.LibsndfileError, RuntimeError) as error:
         raise _unreadable(path, f"the decoder said: {error}") from error
-    return data.mean(axis=1, dtype=np.float32), native_rate
+    # A mono file needs no mixing (averaging a single column still costs ~2 ms per minute).
+    mono = data[:, 0] if data.shape[1] == 1 else data.mean(axis=1, dtype=np.float32)
+    return mono, native_rate
 
 
 def resample(audio: np.ndarray, *, from_rate: int, to_rate: int) -> np.ndarray:

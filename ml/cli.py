@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
 import tempfile
@@ -223,13 +222,18 @@ def _usage_errors(embedded):
 
 
 def run_predict(args: argparse.Namespace) -> int:
-    from ml.cache import embeddings_cached
-    from ml.heads import predict_windows
-    from ml.predict import MIN_FILES_FOR_POOL, embed_files
+    from ml.predict import Prefetch, embed_files, pooled
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
-    loaded = _resolve_head(args)
+    prefetch = Prefetch([] if args.cache_dir else args.files)  # decodes while torch is imported
+    try:
+        loaded = _resolve_head(args)
+    finally:
+        decoded = prefetch.finish()
+    from ml.cache import embeddings_cached
+    from ml.heads import predict_windows
+
     if args.cache_dir:
         backbone = load_backbone(loaded.config.backbone)
 
@@ -241,11 +245,11 @@ def run_predict(args: argparse.Namespace) -> int:
 
         embedded = (cached(path) for path in args.files)
     else:
-        pooled = (args.workers or os.cpu_count() or 1) > 1 and len(args.files) >= MIN_FILES_FOR_POOL
+        name, workers = loaded.config.backbone, args.workers
         # Worker processes build their own backbone; this one only when it embeds the files itself.
-        backbone = None if pooled else load_backbone(loaded.config.backbone)
+        backbone = None if pooled(args.files, backbone_name=name, workers=workers) else load_backbone(name)
         embedded = embed_files(
-            args.files, backbone_name=loaded.config.backbone, workers=args.workers, backbone=backbone
+            args.files, backbone_name=name, workers=workers, backbone=backbone, decoded=decoded
         )
     results, failures = [], 0
     for path, (embeddings, error) in zip(args.files, _usage_errors(embedded), strict=True):

@@ -60,3 +60,29 @@ def test_pretrain_command_writes_a_checkpoint_and_resume_finishes_it(tmp_path, c
     assert main([*arguments, "--steps", "1", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["resumed_from"] == 1  # complete: nothing left to do
     assert main(["pretrain", "--audio-list", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+
+
+def test_prefetched_audio_stands_in_for_decoding_in_the_pool_and_in_process(tmp_path):
+    from ml.audio import load_audio
+    from ml.predict import Prefetch
+
+    paths = [
+        write_synthetic(
+            tmp_path / f"t{i}.wav", key=ALL_KEYS[i].mir_eval, seed=i, seconds=3.0, sample_rate=16_000
+        )
+        for i in range(8)
+    ]
+    broken = tmp_path / "broken.wav"
+    broken.write_bytes(b"RIFF not really")
+    paths.insert(2, broken)
+    decoded = Prefetch(paths).wait()
+    assert sorted(decoded) == [i for i in range(len(paths)) if i != 2]  # the broken file is left to report
+    np.testing.assert_array_equal(decoded[0], load_audio(paths[0]))
+    # Position 0 gets another file's audio: its embeddings must be that audio's, wherever they are made.
+    decoded[0] = decoded[5]
+    backbone = get_backbone("pitch_class")
+    for workers in (2, 1):
+        results = list(embed_files(paths, backbone_name="pitch_class", workers=workers, decoded=decoded))
+        np.testing.assert_allclose(results[0][0], results[5][0], rtol=1e-5, atol=1e-6)
+        assert results[2][0] is None and "broken.wav" in results[2][1]
+        np.testing.assert_allclose(results[1][0], backbone.window_embeddings(load_audio(paths[1])), atol=1e-6)
