@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 
 from ml.keys import Key
-from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+from ml.metrics import calibrated_ece, expected_calibration_error, key_metrics, negative_log_likelihood
 
 C = Key.parse("C major")
 A_MINOR = Key.parse("A minor")
@@ -101,6 +101,23 @@ def test_ece_of_perfectly_calibrated_and_overconfident_predictions():
     overconfident[8:, 1] = 0.99
     assert expected_calibration_error(overconfident, labels) == pytest.approx(0.19)
     assert expected_calibration_error(np.zeros((0, 24)), np.zeros(0)) == 0.0
+
+
+def test_calibrated_ece_is_the_sampling_floor_and_shrinks_with_more_tracks():
+    def predictions(n: int) -> np.ndarray:
+        confidence = np.random.default_rng(1).uniform(0.4, 1.0, n)
+        probabilities = np.tile(((1 - confidence) / 23)[:, None], (1, 24))
+        probabilities[:, 0] = confidence
+        return probabilities
+
+    small, large = calibrated_ece(predictions(124), draws=300), calibrated_ece(predictions(20_000), draws=20)
+    # A perfectly calibrated model's ECE on 124 tracks is mostly noise; on 20,000 it nearly vanishes.
+    assert 0.04 < small < 0.12
+    assert large < 0.01
+    # Always right at confidence 1: nothing to draw, no error.
+    certain = np.zeros((50, 24))
+    certain[:, 3] = 1.0
+    assert calibrated_ece(certain) == 0.0 and calibrated_ece(np.zeros((0, 24))) == 0.0
 
 
 def test_negative_log_likelihood():
