@@ -1,7 +1,7 @@
 """The learned backbone's front end: a 7-octave constant-Q spectrogram, 36 bins per octave, log-compressed.
 
 Each octave is computed at the lowest sample rate that holds it (C1–B2 at 2 kHz, C3–B4 at 4 kHz,
-C5–B7 at 16 kHz; one 64 ms hop everywhere) by direct convolution with Hann-windowed complex
+C5–B7 at 16 kHz; one 64 ms hop everywhere) by direct correlation with Hann-windowed complex
 sinusoids, each `ceil(Q · rate / f)` samples long and L1-normalised, magnitudes scaled by the square
 root of that length: the kernels and numbers of nnAudio's CQT1992v2 (librosa normalisation, reflected
 edges), which the shipped network was trained on and `tests/ml/test_skey.py` compares against. Built
@@ -36,6 +36,8 @@ OPENING_SECONDS = 2.0
 OPENING_ONSET = 0.15
 OPENING_BASS_OCTAVES = 3
 N_OPENING_PROFILES = 2
+# Frames per matrix product: bounds the unfolded copy to ~26 MB however long the track.
+_FRAMES_PER_PRODUCT = 2048
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,11 @@ class _OctaveKernels(nn.Module):
         # Frames as a strided view times the kernels: one GEMM. Same sums as conv1d, and no per-length
         # set-up (oneDNN builds a convolution for every new input length, ~30 % of the cost per track).
         frames = padded[:, self.offset :].unfold(-1, self.kernels.shape[0], hop)[:, :n_frames]
-        real, imag = (frames @ self.kernels).transpose(1, 2).chunk(2, dim=1)
+        products = [
+            frames[:, start : start + _FRAMES_PER_PRODUCT] @ self.kernels
+            for start in range(0, frames.shape[1], _FRAMES_PER_PRODUCT)
+        ]
+        real, imag = torch.cat(products, dim=1).transpose(1, 2).chunk(2, dim=1)
         return torch.sqrt(real.square() + imag.square()) * self.scale
 
 
@@ -125,9 +131,8 @@ class _BandCQT(nn.Module):
         )
 
     def forward(self, signal: torch.Tensor, n_frames: int) -> torch.Tensor:
-        padded = torch.nn.functional.pad(signal[:, None], (self.width // 2, self.width // 2), mode="reflect")[
-            :, 0
-        ]
+        half = self.width // 2
+        padded = torch.nn.functional.pad(signal[:, None], (half, half), mode="reflect")[:, 0]
         return torch.cat([octave(padded, hop=self.hop, n_frames=n_frames) for octave in self.octaves], dim=1)
 
 
