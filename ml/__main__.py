@@ -10,7 +10,11 @@ import sys
 
 from ml.cli import main
 
-code = main()
-sys.stdout.flush()
+try:
+    code = main()
+    sys.stdout.flush()
+except BrokenPipeError:
+    # The reader went away (`... | head`): stop quietly, with the status a SIGPIPE would give.
+    code = 128 + 13
 sys.stderr.flush()
 os._exit(code)

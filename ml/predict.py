@@ -63,11 +63,19 @@ class Prefetch:
         if not paths or "fork" not in multiprocessing.get_all_start_methods():
             return
         context = multiprocessing.get_context("fork")
-        self._folder = tempfile.mkdtemp(prefix="keyweb-prefetch-", dir=_scratch_dir())
+        try:
+            self._folder = tempfile.mkdtemp(prefix="keyweb-prefetch-", dir=_scratch_dir())
+        except OSError:
+            return  # no scratch space: the files are decoded where they are embedded
         self._stop = context.Event()
         arguments = ([str(path) for path in paths], self._folder, self._stop, max_bytes)
-        self._process = context.Process(target=_prefetch_run, args=arguments, name="keyweb-prefetch")
-        self._process.start()
+        process = context.Process(target=_prefetch_run, args=arguments, name="keyweb-prefetch")
+        try:
+            process.start()
+        except OSError:
+            shutil.rmtree(self._folder, ignore_errors=True)
+            return  # no process to spare: likewise
+        self._process = process
 
     def wait(self) -> dict[int, np.ndarray]:
         """Let every path be decoded (up to the byte cap), then `finish`."""

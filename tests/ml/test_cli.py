@@ -103,6 +103,24 @@ def test_predict_with_a_corrupt_file_among_good_ones(dataset, tmp_path):
         assert entry["camelot"][-1] in "AB"
 
 
+def test_predict_into_a_closed_pipe_stops_quietly(dataset, tmp_path):
+    """`python -m ml predict FILES | head -1`: the reader leaves early; no traceback, SIGPIPE's status."""
+    files = [str(path) for path in sorted((dataset / "test").glob("*.wav"))[:3]]
+    environment = {**os.environ, "PYTHONPATH": str(ROOT), "OMP_NUM_THREADS": "1"}
+    process = subprocess.Popen(
+        [sys.executable, "-m", "ml", "predict", *files],
+        cwd=tmp_path,
+        env=environment,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    process.stdout.close()  # the reader is gone before the first line
+    _, error = process.communicate(timeout=180)
+    assert process.returncode == 141
+    assert "Traceback" not in error
+
+
 def test_a_bad_csv_row_is_named_in_one_line(dataset, tmp_path, capsys):
     bad = tmp_path / "bad.csv"
     first_track = sorted((dataset / "train").glob("*.wav"))[0]
