@@ -136,11 +136,11 @@ def embed_files(
     With `workers` > 1 (default: the CPU count) and enough files, files are embedded by that many
     processes, each building its own backbone (this process builds none); else by `backbone` (built
     here when not given). `decoded` (from `Prefetch.finish` on the same paths) is audio already
-    decoded, by position; workers inherit it where processes fork. Raises ValueError when the
-    backbone cannot be built (e.g. missing weights).
+    decoded, by position, and is consumed; workers inherit it where processes fork. Raises
+    ValueError when the backbone cannot be built (e.g. missing weights).
     """
     global _prefetched
-    decoded = dict(decoded or {})
+    decoded = {} if decoded is None else decoded
     if pooled(paths, backbone_name=backbone_name, workers=workers):
         fork = "fork" in multiprocessing.get_all_start_methods()
         _prefetched = decoded if fork else {}
@@ -153,8 +153,7 @@ def embed_files(
             ) as pool:
                 items = [(index, str(Path(path))) for index, path in enumerate(paths)]
                 results = pool.map(_embed_in_worker, items, chunksize=2)
-                _prefetched = {}  # the workers have their copies
-                decoded = {}
+                decoded.clear()  # every worker has forked with its copy (all start at the first submit)
                 try:
                     yield from results
                 except BrokenProcessPool as error:

@@ -29,6 +29,7 @@ from ml.cache import file_sha256
 from ml.keys import Key, KeyParseError
 
 from ..models import Annotation, Track
+from . import error_text
 from .labels import LabelValue, annotation_import
 
 IMPORT_FORMATS = ("csv", "jsonl", "jams", "giantsteps")
@@ -117,11 +118,6 @@ def _lines(stream: BinaryIO) -> Iterator[str]:
         yield line
 
 
-def _format_problem(error: Exception) -> str:
-    """An exception as words for the report: its class when its message is empty."""
-    return f"{error.__class__.__name__}: {error}" if str(error) else error.__class__.__name__
-
-
 def csv_records(stream: BinaryIO, *, base_dir: Path | None = None) -> Iterator[LabelRecord]:
     """A KeyWeb CSV export (content_hash, file_name, label, key) or a plain `path,key` CSV.
 
@@ -198,7 +194,7 @@ def jams_record(data: bytes, where: str) -> LabelRecord:
         record = _jams_record(json.loads(data.decode("utf-8-sig")), where)
     # not UTF-8, not JSON, nested too deep to parse, or JSON of another shape
     except (ValueError, RecursionError, AttributeError, TypeError, KeyError, IndexError) as error:
-        return LabelRecord(where=where, error=f"not a JAMS file ({_format_problem(error)})")
+        return LabelRecord(where=where, error=f"not a JAMS file ({error_text(error)})")
     if not all(
         isinstance(value, str) for value in (record.label_text, record.content_hash, record.file_name)
     ):
@@ -264,7 +260,7 @@ def zip_records(stream: BinaryIO) -> tuple[str, Iterator[LabelRecord]]:
         archive = zipfile.ZipFile(stream)
         members = [info for info in archive.infolist() if not info.is_dir()]
     except (zipfile.BadZipFile, zipfile.LargeZipFile, OSError, ValueError, EOFError) as error:
-        raise LabelFileError(f"not a readable zip archive ({_format_problem(error)})") from error
+        raise LabelFileError(f"not a readable zip archive ({error_text(error)})") from error
     jams = [info for info in members if info.filename.lower().endswith(".jams")]
     keys = [info for info in members if info.filename.lower().endswith(".key")]
     if not jams and not keys:
@@ -291,7 +287,7 @@ def zip_records(stream: BinaryIO) -> tuple[str, Iterator[LabelRecord]]:
                 )
         except (zipfile.BadZipFile, zlib.error, OSError, ValueError, NotImplementedError, EOFError) as error:
             return LabelRecord(
-                where=info.filename, error=f"cannot be read from the zip ({_format_problem(error)})"
+                where=info.filename, error=f"cannot be read from the zip ({error_text(error)})"
             )
         except RuntimeError as error:  # an encrypted member
             return LabelRecord(where=info.filename, error=f"cannot be read from the zip ({error})")

@@ -19,6 +19,7 @@ from ml.keys import Key
 from ml.pretrain import PretrainConfig, pretrain, tracks_from_audio
 
 from ..models import PretrainingRun, Track
+from ..services import error_text
 from ..services.pretraining import pretraining_finished
 from .analysis import audio_path
 from .backbones import torch_device
@@ -130,6 +131,6 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
         pretraining_finished(
             run_id=run_id,
             status=PretrainingRun.Status.FAILED,
-            error=f"{type(error).__name__}: {error}"[:2000],
+            error=error_text(error),
         )
     return PretrainingRun.objects.get(pk=run_id)

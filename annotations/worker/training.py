@@ -21,6 +21,7 @@ from ml.training import TrainingExample, train_key_model
 
 from ..models import ModelVersion, Track
 from ..selectors import model_version_active
+from ..services import error_text
 from ..services.model_versions import (
     activation_decide,
     model_version_activate,
@@ -211,7 +212,7 @@ def model_train(*, version_id: int) -> ModelVersion | None:
         training_finished(
             version=version,
             status=ModelVersion.Status.FAILED,
-            error=f"{error.__class__.__name__}: {error}"[:2000],
+            error=error_text(error),
         )
         return ModelVersion.objects.get(pk=version_id)
     return version

@@ -13,16 +13,22 @@ from ml.predict import embed_files
 from tests.factories import write_synthetic
 
 
-def test_the_pool_gives_the_same_embeddings_and_errors_in_order(tmp_path):
+def tracks_and_a_broken_file(folder, *, broken_at: int):
+    """Eight 3 s synthetic tracks with a file that is not audio at position `broken_at`."""
     paths = [
         write_synthetic(
-            tmp_path / f"t{i}.wav", key=ALL_KEYS[i].mir_eval, seed=i, seconds=3.0, sample_rate=16_000
+            folder / f"t{i}.wav", key=ALL_KEYS[i].mir_eval, seed=i, seconds=3.0, sample_rate=16_000
         )
         for i in range(8)
     ]
-    broken = tmp_path / "broken.wav"
+    broken = folder / "broken.wav"
     broken.write_bytes(b"RIFF not really")
-    paths.insert(3, broken)
+    paths.insert(broken_at, broken)
+    return paths, broken
+
+
+def test_the_pool_gives_the_same_embeddings_and_errors_in_order(tmp_path):
+    paths, broken = tracks_and_a_broken_file(tmp_path, broken_at=3)
     pooled = list(embed_files(paths, backbone_name="pitch_class", workers=2))
     single = list(
         embed_files(paths, backbone_name="pitch_class", workers=1, backbone=get_backbone("pitch_class"))
@@ -66,15 +72,7 @@ def test_prefetched_audio_stands_in_for_decoding_in_the_pool_and_in_process(tmp_
     from ml.audio import load_audio
     from ml.predict import Prefetch
 
-    paths = [
-        write_synthetic(
-            tmp_path / f"t{i}.wav", key=ALL_KEYS[i].mir_eval, seed=i, seconds=3.0, sample_rate=16_000
-        )
-        for i in range(8)
-    ]
-    broken = tmp_path / "broken.wav"
-    broken.write_bytes(b"RIFF not really")
-    paths.insert(2, broken)
+    paths, _ = tracks_and_a_broken_file(tmp_path, broken_at=2)
     decoded = Prefetch(paths).wait()
     assert sorted(decoded) == [i for i in range(len(paths)) if i != 2]  # the broken file is left to report
     np.testing.assert_array_equal(decoded[0], load_audio(paths[0]))
@@ -82,7 +80,9 @@ def test_prefetched_audio_stands_in_for_decoding_in_the_pool_and_in_process(tmp_
     decoded[0] = decoded[5]
     backbone = get_backbone("pitch_class")
     for workers in (2, 1):
-        results = list(embed_files(paths, backbone_name="pitch_class", workers=workers, decoded=decoded))
+        results = list(
+            embed_files(paths, backbone_name="pitch_class", workers=workers, decoded=dict(decoded))
+        )
         np.testing.assert_allclose(results[0][0], results[5][0], rtol=1e-5, atol=1e-6)
         assert results[2][0] is None and "broken.wav" in results[2][1]
         np.testing.assert_allclose(results[1][0], backbone.window_embeddings(load_audio(paths[1])), atol=1e-6)
