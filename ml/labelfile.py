@@ -37,12 +37,14 @@ def parse_label(text: str) -> tuple[Key | None, str]:
 
 
 def read_label_file(
-    path: str | os.PathLike, *, allow_no_key: bool = True, require_files: bool = False
+    path: str | os.PathLike, *, allow_no_key: bool = True, require_files: bool = False, keys: bool = True
 ) -> list[LabelRow]:
     """Every row of a `path,key` CSV (header required; BOM and spaces tolerated).
 
     `allow_no_key=False` rejects rows labelled ambiguous / no_key / modulating (training needs keys);
-    `require_files=True` checks that every audio file exists. Raises LabelFileError.
+    `require_files=True` checks that every audio file exists; `keys=False` reads a list of audio files:
+    only the `path` column is needed and any key column is ignored (rows get key None, label "").
+    Raises LabelFileError.
     """
     csv_path = Path(path)
     if not csv_path.is_file():
@@ -51,8 +53,10 @@ def read_label_file(
     try:
         with csv_path.open(newline="", encoding="utf-8-sig") as stream:
             reader = csv.DictReader(stream)
-            if not reader.fieldnames or not {"path", "key"} <= {name.strip() for name in reader.fieldnames}:
-                raise LabelFileError(f"{csv_path}: the first line must be the header 'path,key'")
+            needed = {"path", "key"} if keys else {"path"}
+            if not reader.fieldnames or not needed <= {name.strip() for name in reader.fieldnames}:
+                header = "path,key" if keys else "path (and any other columns)"
+                raise LabelFileError(f"{csv_path}: the first line must be the header '{header}'")
             for row in reader:
                 line = reader.line_num
                 source = f"{csv_path}, line {line}"
@@ -60,10 +64,10 @@ def read_label_file(
                 if not values.get("path"):
                     raise LabelFileError(f"{source}: the path is empty")
                 try:
-                    key, label = parse_label(values.get("key", ""))
+                    key, label = parse_label(values.get("key", "")) if keys else (None, "")
                 except KeyParseError as error:
                     raise LabelFileError(f"{source}: {error}") from error
-                if key is None and not allow_no_key:
+                if keys and key is None and not allow_no_key:
                     raise LabelFileError(
                         f"{source}: labelled {label!r}, but every row needs a key here (remove the row)"
                     )

@@ -320,14 +320,14 @@ def pretrain(
 
 
 def audio_files(audio_list: Path, *, with_keys: bool) -> list[tuple[Path, Key | None]]:
-    """A folder (every audio file under it, no keys) or a CSV with a `path` column (and `key` if any)."""
+    """A folder (every audio file under it, no keys) or a CSV with a `path` column (and `key`, read with_keys)."""
     from ml.audio import READABLE_FORMATS
     from ml.labelfile import read_label_file
 
     if audio_list.is_dir():
         suffixes = {f".{name.strip()}" for name in READABLE_FORMATS.split(",")}
         return [(path, None) for path in sorted(audio_list.rglob("*")) if path.suffix.lower() in suffixes]
-    rows = read_label_file(audio_list, require_files=True)
+    rows = read_label_file(audio_list, require_files=True, keys=with_keys)
     return [(row.path, row.key if with_keys else None) for row in rows]
 
 
@@ -356,7 +356,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     from ml.labelfile import LabelFileError
 
     parser = argparse.ArgumentParser(prog="python -m ml pretrain", description=__doc__.splitlines()[0])
-    parser.add_argument("--audio-list", type=Path, required=True, help="CSV with a path column, or a folder")
+    parser.add_argument(
+        "--audio-list",
+        type=Path,
+        required=True,
+        help="a folder, or a CSV with a path column (and key for --with-keys)",
+    )
     parser.add_argument("--out", type=Path, required=True, help="checkpoint to write (and resume from)")
     parser.add_argument("--resume", action="store_true", help="continue the unfinished checkpoint at --out")
     parser.add_argument("--steps", type=int, default=PretrainConfig.steps)

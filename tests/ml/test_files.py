@@ -54,10 +54,27 @@ def test_label_file_reads_keys_and_no_key_labels_resolving_paths(tmp_path):
     assert rows[3].line == 5
 
 
+def test_a_list_of_audio_files_needs_only_a_path_column(tmp_path):
+    (tmp_path / "paths.csv").write_text("path\na.wav\nsub/b.wav\n")
+    # keys=False ignores a key column, even one that would not parse.
+    (tmp_path / "labels.csv").write_text("path,key\na.wav,H major\nb.wav,modulating\n")
+    rows = read_label_file(tmp_path / "paths.csv", keys=False)
+    assert [(row.path, row.key, row.label) for row in rows] == [
+        ((tmp_path / "a.wav").resolve(), None, ""),
+        ((tmp_path / "sub/b.wav").resolve(), None, ""),
+    ]
+    assert [row.key for row in read_label_file(tmp_path / "labels.csv", keys=False, allow_no_key=False)] == [
+        None,
+        None,
+    ]
+
+
 @pytest.mark.parametrize(
     ("text", "options", "message"),
     [
         ("file,label\na.wav,C major\n", {}, "header 'path,key'"),
+        ("path\na.wav\n", {}, "header 'path,key'"),
+        ("file\na.wav\n", {"keys": False}, "header 'path \\(and any other columns\\)'"),
         ("path,key\na.wav,C major\n,C major\n", {}, "line 3: the path is empty"),
         ("path,key\na.wav,H major\n", {}, "line 2: 'H major'"),
         ("path,key\na.wav,modulating\n", {"allow_no_key": False}, "line 2: labelled 'modulating'"),

@@ -66,6 +66,18 @@ def test_pretrain_command_writes_a_checkpoint_and_resume_finishes_it(tmp_path, c
     assert main([*arguments, "--steps", "1", "--resume"]) == 0
     assert json.loads(capsys.readouterr().out)["resumed_from"] == 1  # complete: nothing left to do
     assert main(["pretrain", "--audio-list", str(tmp_path / "missing.csv"), "--out", str(out)]) == 2
+    capsys.readouterr()
+    # A CSV of paths alone is a library too (keys are only read with --with-keys).
+    (tmp_path / "paths.csv").write_text("path\nlibrary/t0.wav\nlibrary/t1.wav\n")
+    listed = [
+        *arguments[:2],
+        str(tmp_path / "paths.csv"),
+        "--out",
+        str(tmp_path / "listed.pt"),
+        *arguments[5:],
+    ]
+    assert main([*listed, "--steps", "1"]) == 0
+    assert json.loads(capsys.readouterr().out)["steps_done"] == 1
 
 
 def test_prefetched_audio_stands_in_for_decoding_in_the_pool_and_in_process(tmp_path):
