@@ -201,7 +201,12 @@ def main() -> int:
     )
     parser.add_argument("--sizes", nargs="*", type=int, default=[25, 50, 100, 240])
     parser.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    parser.add_argument("--time-budget", type=float, default=20.0)
+    parser.add_argument(
+        "--time-budget",
+        type=float,
+        default=120.0,
+        help="head search per point, s (default: the worker's KEYWEB_TRAINING_TIME_BUDGET_S)",
+    )
     parser.add_argument("--essentia-profiles", nargs="*", default=["bgate", "edma", "krumhansl"])
     parser.add_argument("--cache-dir", type=Path, default=Path("var/cache/embeddings"))
     parser.add_argument("--skip-peers", action="store_true")
