@@ -21,7 +21,7 @@ class LabelFileError(ValueError):
 class LabelRow:
     path: Path  # absolute: relative paths are resolved against the CSV's folder
     key: Key | None  # None for the no-key labels
-    label: str  # "key", or one of ml.keys.NO_KEY_LABELS
+    label: str  # "key", one of ml.keys.NO_KEY_LABELS, or "" when read with keys=False
     line: int  # 1-based line of the CSV, for error messages
     source: str  # "labels.csv, line 7"
 
