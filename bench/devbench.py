@@ -96,6 +96,8 @@ def mean_curve(points: list[dict]) -> list[dict]:
                 "labels": size,
                 "weighted_mean": float(np.mean(weighted)),
                 "weighted_spread": float(np.max(weighted) - np.min(weighted)),
+                "weighted_min": float(np.min(weighted)),
+                "weighted_max": float(np.max(weighted)),
                 "minor_weighted_mean": float(np.mean([p["minor_weighted"] for p in group])),
                 "relative_mean": float(np.mean([p["relative"] for p in group])),
                 "ece_mean": float(np.mean([p["ece"] for p in group])),
@@ -173,15 +175,18 @@ def plot(report: dict, path: Path) -> None:
     """Learning curves (mean over seeds, min–max band) of every backbone that has them, as a PNG."""
     from ml.simulation import curves_plot
 
-    curves = {}
-    for label, entry in report["backbones"].items():
-        by_size: dict[int, list[float]] = {}
-        for point in entry.get("points", []):
-            by_size.setdefault(point["labels"], []).append(point["weighted"])
-        curves[label] = [
-            {"labels": size, "weighted": float(np.mean(w)), "weighted_min": min(w), "weighted_max": max(w)}
-            for size, w in sorted(by_size.items())
+    curves = {
+        label: [
+            {
+                "labels": row["labels"],
+                "weighted": row["weighted_mean"],
+                "weighted_min": row["weighted_min"],
+                "weighted_max": row["weighted_max"],
+            }
+            for row in mean_curve(entry.get("points", []))
         ]
+        for label, entry in report["backbones"].items()
+    }
     peers = report.get("peers", {})
     thresholds = (
         [peers["essentia_bgate"]["weighted"]] if "weighted" in peers.get("essentia_bgate", {}) else []

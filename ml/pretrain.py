@@ -328,7 +328,7 @@ def audio_files(audio_list: Path, *, with_keys: bool) -> list[tuple[Path, Key | 
         suffixes = {f".{name.strip()}" for name in READABLE_FORMATS.split(",")}
         return [(path, None) for path in sorted(audio_list.rglob("*")) if path.suffix.lower() in suffixes]
     rows = read_label_file(audio_list, require_files=True, keys=with_keys)
-    return [(row.path, row.key if with_keys else None) for row in rows]
+    return [(row.path, row.key) for row in rows]  # key is None throughout unless with_keys
 
 
 def synthetic_audio(n_tracks: int, *, seed: int) -> list[tuple[np.ndarray, Key, str]]:
