@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -38,6 +39,9 @@ class HeadConfig:
     hidden_dim: int = 2048
     dropout: float = 0.9
     temperature: float = 1.0
+    # An ensemble: each member's (hidden_layers, hidden_dim, dropout) as a dict; the fields above then
+    # describe nothing of its own. Empty for a single head.
+    members: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         if self.hidden_layers not in (0, 1, 2):
@@ -50,9 +54,21 @@ class HeadConfig:
             raise ValueError("input_dim and hidden_dim must be positive")
 
     def describe(self) -> str:
+        if self.members:
+            return "mean of " + " + ".join(member.describe() for member in self.member_configs())
         if self.hidden_layers == 0:
             return "linear"
         return f"{self.hidden_layers}x{self.hidden_dim} dropout {self.dropout}"
+
+    def member_configs(self) -> list[HeadConfig]:
+        """Each ensemble member as a single head's config (temperature 1: the ensemble holds it)."""
+        return [
+            HeadConfig(backbone=self.backbone, input_dim=self.input_dim, **member) for member in self.members
+        ]
+
+    def shape(self) -> tuple:
+        """What the weights depend on (everything but the temperature)."""
+        return (self.backbone, self.input_dim, self.hidden_layers, self.hidden_dim, self.members)
 
     @classmethod
     def from_dict(cls, values: dict) -> HeadConfig:
@@ -108,21 +124,74 @@ class KeyHead(nn.Module):
         return sum(p.numel() for p in self.parameters())
 
 
+class HeadEnsemble(nn.Module):
+    """Several heads on the same embedding, their softmaxes averaged.
+
+    forward returns log(mean of the members' softmaxes), so that a window's softmax — and therefore a
+    track's window-averaged probabilities — is the members' average: everything written for KeyHead
+    (window_logits, predict_tracks, save_head…) works unchanged. The temperature is the ensemble's.
+    """
+
+    def __init__(self, *, config: HeadConfig) -> None:
+        super().__init__()
+        if not config.members:
+            raise ValueError("an ensemble needs members")
+        self.config = config
+        self.members = nn.ModuleList(KeyHead(config=member) for member in config.member_configs())
+
+    @classmethod
+    def of(cls, heads: list[KeyHead], *, temperature: float = 1.0) -> HeadEnsemble:
+        first = heads[0].config
+        members = [
+            {
+                "hidden_layers": h.config.hidden_layers,
+                "hidden_dim": h.config.hidden_dim,
+                "dropout": h.config.dropout,
+            }
+            for h in heads
+        ]
+        config = HeadConfig(
+            backbone=first.backbone, input_dim=first.input_dim, temperature=temperature, members=members
+        )
+        ensemble = cls(config=config)
+        for target, head in zip(ensemble.members, heads, strict=True):
+            target.load_state_dict(head.state_dict())
+        return ensemble.to(heads[0].input_mean.device).eval()
+
+    @property
+    def input_mean(self) -> torch.Tensor:  # where the weights live (see _head_device)
+        return self.members[0].input_mean
+
+    temperature = KeyHead.temperature
+    set_temperature = KeyHead.set_temperature
+    num_parameters = KeyHead.num_parameters
+
+    def forward(self, embeddings: torch.Tensor) -> torch.Tensor:
+        log_probabilities = torch.stack([member(embeddings).log_softmax(-1) for member in self.members])
+        return torch.logsumexp(log_probabilities, dim=0) - math.log(len(self.members))
+
+
+Head = KeyHead | HeadEnsemble
+
+
+def build_head(config: HeadConfig) -> Head:
+    return HeadEnsemble(config=config) if config.members else KeyHead(config=config)
+
+
 @dataclass
 class LoadedHead:
-    head: KeyHead
+    head: Head
     config: HeadConfig
     metrics: dict | None = None
     extra: dict = field(default_factory=dict)
 
 
 def save_head(
-    path: str | os.PathLike, *, head: KeyHead, config: HeadConfig, metrics: dict | None, extra: dict | None
+    path: str | os.PathLike, *, head: Head, config: HeadConfig, metrics: dict | None, extra: dict | None
 ) -> Path:
     """Write one self-describing checkpoint atomically (temp file in the same folder, then rename)."""
     path = Path(path)
-    shape = ("backbone", "input_dim", "hidden_layers", "hidden_dim")
-    if any(getattr(config, name) != getattr(head.config, name) for name in shape):
+    if config.shape() != head.config.shape():
         raise ValueError(f"config {config} does not describe this head ({head.config})")
     config = dataclasses.replace(config, temperature=head.temperature)
     checkpoint = {
@@ -162,7 +231,7 @@ def load_head(path: str | os.PathLike, *, map_location: str = "cpu") -> LoadedHe
         raise HeadLoadError(f"head file {path} uses a different label order than ml.keys.ALL_KEYS")
     try:
         config = HeadConfig.from_dict(checkpoint["config"])
-        head = KeyHead(config=config)
+        head = build_head(config)
         head.load_state_dict(checkpoint["state_dict"], strict=True)
     except (KeyError, TypeError, ValueError, RuntimeError) as error:
         raise HeadLoadError(
@@ -174,11 +243,11 @@ def load_head(path: str | os.PathLike, *, map_location: str = "cpu") -> LoadedHe
     )
 
 
-def _head_device(head: KeyHead) -> torch.device:
+def _head_device(head: Head) -> torch.device:
     return head.input_mean.device
 
 
-def window_logits(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
+def window_logits(head: Head, window_embeddings: np.ndarray) -> np.ndarray:
     """Raw logits of every window, before temperature: shape (n_windows, 24)."""
     embeddings = np.asarray(window_embeddings, dtype=np.float32)
     if embeddings.ndim != 2 or embeddings.shape[1] != head.config.input_dim:
@@ -197,7 +266,7 @@ def window_logits(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
     return np.concatenate(chunks, axis=0)
 
 
-def window_probabilities(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
+def window_probabilities(head: Head, window_embeddings: np.ndarray) -> np.ndarray:
     """Softmax of every window's logits (no temperature): shape (n_windows, 24)."""
     return softmax(window_logits(head, window_embeddings))
 
@@ -220,12 +289,12 @@ def apply_temperature(probabilities: np.ndarray, temperature: float) -> np.ndarr
     return softmax(np.log(np.clip(probabilities, 1e-12, None)) / temperature)
 
 
-def track_log_probabilities(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
+def track_log_probabilities(head: Head, tracks: list[np.ndarray]) -> np.ndarray:
     """log of each track's window-averaged softmax before temperature: the "logits" to calibrate."""
     return np.log(np.clip(_window_averaged(head, tracks), 1e-12, None))
 
 
-def _window_averaged(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
+def _window_averaged(head: Head, tracks: list[np.ndarray]) -> np.ndarray:
     if not tracks:
         return np.zeros((0, N_KEYS), dtype=np.float32)
     lengths = [len(windows) for windows in tracks]
@@ -238,12 +307,12 @@ def _window_averaged(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
     return (sums / np.asarray(lengths)[:, None]).astype(np.float32)
 
 
-def predict_windows(head: KeyHead, window_embeddings: np.ndarray) -> np.ndarray:
+def predict_windows(head: Head, window_embeddings: np.ndarray) -> np.ndarray:
     """Key probabilities (24,) of one track: per-window softmax averaged over windows (as in the paper),
     then the head's temperature."""
     return predict_tracks(head, [np.asarray(window_embeddings)])[0]
 
 
-def predict_tracks(head: KeyHead, tracks: list[np.ndarray]) -> np.ndarray:
+def predict_tracks(head: Head, tracks: list[np.ndarray]) -> np.ndarray:
     """`predict_windows` for many tracks in one forward pass: shape (n_tracks, 24)."""
     return apply_temperature(_window_averaged(head, tracks), float(head.temperature))

@@ -1,20 +1,16 @@
-"""Training key heads on frozen window embeddings: transposition augmentation, the loop, selection by
-cross-validation, calibration on out-of-fold predictions."""
+"""Choosing and calibrating key heads on frozen window embeddings: selection by k-fold cross-validation
+and an ensemble of the candidates that finished, temperature on out-of-fold predictions (one head's
+training loop is ml.fitting)."""
 
 from __future__ import annotations
 
-import copy
-import math
 import time
-from collections.abc import Callable, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
-import torch
-from torch.nn import functional as F
 
-from ml.augmentation import TrainingExample, Views, roll_pitch_classes, transposed_views
+from ml.augmentation import TrainingExample, roll_pitch_classes, transposed_views
 from ml.calibration import fit_temperature
 from ml.candidates import (
     Candidate,
@@ -25,9 +21,18 @@ from ml.candidates import (
     head_parameters,
 )
 from ml.evaluation import metrics_from_probabilities
-from ml.heads import N_KEYS, HeadConfig, KeyHead, apply_temperature, predict_tracks, track_log_probabilities
+from ml.fitting import Progress, train_head, validation_score
+from ml.heads import (
+    N_KEYS,
+    Head,
+    HeadConfig,
+    HeadEnsemble,
+    KeyHead,
+    apply_temperature,
+    track_log_probabilities,
+)
 from ml.keys import Key
-from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+from ml.metrics import expected_calibration_error, negative_log_likelihood
 
 # Re-exported: the worker and the CLI import what they need for training from here.
 __all__ = [
@@ -46,7 +51,6 @@ __all__ = [
     "transposed_views",
 ]
 
-Progress = Callable[[float], None]
 # Below this many labelled tracks cross-validation cannot choose between heads or fit a temperature:
 # one fixed, strongly regularised config is trained on everything instead.
 MIN_TRACKS_FOR_SEARCH = 20
@@ -56,10 +60,6 @@ FOLDS = 5
 COMPACT_INPUT_DIM = 512
 FALLBACK_HEAD = {"hidden_layers": 1, "hidden_dim": 1024, "dropout": 0.9}
 FALLBACK_TRAIN = {"epochs": 30}
-# An epoch is at least this many optimiser steps, so a handful of tracks still trains properly.
-MIN_STEPS_PER_EPOCH = 20
-# Below this size a head trains faster on one CPU thread than on several (thread overhead per small step).
-SINGLE_THREAD_PARAMETERS = 2_000_000
 
 
 @dataclass
@@ -72,100 +72,13 @@ class SearchResult:
 
 @dataclass
 class TrainedModel:
-    head: KeyHead
+    head: Head
     config: HeadConfig
-    train_config: TrainConfig
+    train_config: TrainConfig  # the best member's, for an ensemble
     metrics_validation: dict | None
     ece_before: float | None
     ece_after: float | None
     trials: list[dict] = field(default_factory=list)
-
-
-# --- the training loop ---------------------------------------------------------------------------------
-
-
-def _validation_score(head: KeyHead, validation: Sequence[TrainingExample]) -> tuple[float, float]:
-    """(weighted score, −NLL): bigger is better; NLL breaks the ties a small validation set has."""
-    probabilities = predict_tracks(head, [example.window_embeddings for example in validation])
-    reference = [example.key for example in validation]
-    estimated = [Key.from_index(int(i)) for i in probabilities.argmax(axis=1)]
-    labels = np.array([key.index for key in reference])
-    return key_metrics(reference, estimated)["weighted"], -negative_log_likelihood(probabilities, labels)
-
-
-def train_head(
-    *,
-    train: Sequence[TrainingExample],
-    config: HeadConfig,
-    train_config: TrainConfig | None = None,
-    seed: int,
-    device: str = "cpu",
-    cyclic: bool,
-    progress: Progress | None = None,
-    validation: Sequence[TrainingExample] | None = None,
-    deadline: float | None = None,
-) -> KeyHead:
-    """AdamW + cross-entropy on windows; keeps the best epoch on `validation` when one is given.
-
-    An epoch visits every (track, transposition) view once, through one randomly drawn window of it, and
-    is at least MIN_STEPS_PER_EPOCH steps. `deadline` (a time.monotonic() value) ends training early so a
-    search keeps its time budget.
-    """
-    if not train:
-        raise ValueError("no training examples")
-    settings = train_config or TrainConfig()
-    torch.manual_seed(seed)
-    rng = np.random.default_rng(seed)
-    views = Views.build(train, cyclic=cyclic)
-    if views.windows.shape[1] != config.input_dim:
-        raise ValueError(
-            f"embeddings have {views.windows.shape[1]} features but the config says {config.input_dim}"
-        )
-
-    head = KeyHead(config=config)
-    # Small heads train faster on one CPU thread: per-step thread hand-offs cost more than they save.
-    threads = 1 if device == "cpu" and head.num_parameters() < SINGLE_THREAD_PARAMETERS else None
-    with _torch_threads(threads):
-        head.fit_standardisation(views.windows)
-        head.to(device=device, dtype=torch.float32)
-        optimizer = torch.optim.AdamW(
-            head.parameters(), lr=settings.learning_rate, weight_decay=settings.weight_decay
-        )
-        windows = torch.from_numpy(views.windows).to(device)
-        labels = torch.from_numpy(views.labels).to(device)
-        n_views = len(views.labels)
-        batch_size = min(settings.batch_size, n_views)
-        steps_per_epoch = max(math.ceil(n_views / batch_size), MIN_STEPS_PER_EPOCH)
-
-        best_score, best_state, epochs_since_best = None, None, 0
-        for epoch in range(settings.epochs):
-            head.train()
-            passes = math.ceil(steps_per_epoch * batch_size / n_views)
-            order = np.concatenate([rng.permutation(n_views) for _ in range(passes)])
-            for step in range(steps_per_epoch):
-                batch_views = order[step * batch_size : (step + 1) * batch_size]
-                batch_windows = torch.from_numpy(views.sample_windows(batch_views, rng)).to(device)
-                loss = F.cross_entropy(head(windows[batch_windows]), labels[batch_views])
-                optimizer.zero_grad(set_to_none=True)
-                loss.backward()
-                optimizer.step()
-                if deadline is not None and time.monotonic() > deadline:
-                    break
-            if progress:
-                progress((epoch + 1) / settings.epochs)
-            if validation:
-                score = _validation_score(head, validation)
-                if best_score is None or score > best_score:
-                    best_score, best_state, epochs_since_best = score, copy.deepcopy(head.state_dict()), 0
-                else:
-                    epochs_since_best += 1
-                    if epochs_since_best >= settings.patience:
-                        break
-            if deadline is not None and time.monotonic() > deadline:
-                break
-        if best_state is not None:
-            head.load_state_dict(best_state)
-        return head.eval()
 
 
 def _trial(candidate: Candidate, score: tuple[float, float], seconds: float, cut_short: bool) -> dict:
@@ -198,16 +111,6 @@ def _keys(examples: Sequence[TrainingExample]) -> list[Key]:
 def _score_of(probabilities: np.ndarray, keys: Sequence[Key]) -> tuple[float, float]:
     metrics = metrics_from_probabilities(probabilities, keys)
     return metrics["weighted"], -metrics["nll"]
-
-
-@contextmanager
-def _torch_threads(threads: int | None):
-    previous = torch.get_num_threads()
-    torch.set_num_threads(threads or previous)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(previous)
 
 
 # --- selection on a given validation set --------------------------------------------------------------------
@@ -251,7 +154,7 @@ def search_heads(
             validation=validation,
             deadline=deadline,
         )
-        score = _validation_score(head, validation)
+        score = validation_score(head, validation)
         trials.append(_trial(candidate, score, time.monotonic() - trial_started, time.monotonic() > deadline))
         if best is None or score > best[0]:
             best = (score, head, candidate)
@@ -276,12 +179,23 @@ def search_heads(
 
 
 @dataclass
+class Scored:
+    """A candidate that cross-validation ran, its out-of-fold log-probabilities and its trial record."""
+
+    candidate: Candidate
+    out_of_fold: np.ndarray  # (n_examples, 24) log window-averaged probabilities, before temperature
+    trial: dict
+
+
+@dataclass
 class CrossValidation:
-    """The winning candidate, its out-of-fold log-probabilities (before temperature) and every trial."""
+    """The winning candidate, its out-of-fold log-probabilities (before temperature) and every trial;
+    `finished` is every candidate that ran to the end, best first."""
 
     candidate: Candidate
     out_of_fold: np.ndarray  # (n_examples, 24) log window-averaged probabilities
     trials: list[dict]
+    finished: list[Scored] = field(default_factory=list)
 
 
 def fold_assignment(n_examples: int, *, folds: int, seed: int) -> np.ndarray:
@@ -308,6 +222,7 @@ def cross_validate(
     assignment = fold_assignment(len(examples), folds=folds, seed=seed)
     keys = _keys(examples)
     trials: list[dict] = []
+    finished: list[tuple[tuple[float, float], Scored]] = []
     best: tuple[tuple[float, float], Candidate, np.ndarray] | None = None
     for number, candidate in enumerate(candidates):
         if not _affordable(candidate, trials, deadline):
@@ -331,13 +246,48 @@ def cross_validate(
         score = _score_of(np.exp(out_of_fold), keys)
         cut_short = time.monotonic() > deadline
         trials.append(_trial(candidate, score, time.monotonic() - trial_started, cut_short))
+        if not cut_short:
+            finished.append((score, Scored(candidate, out_of_fold, trials[-1])))
         # A candidate cut short by the deadline only wins when nothing finished.
         if best is None or (score > best[0] and not cut_short):
             best = (score, candidate, out_of_fold)
         if progress:
             progress((number + 1) / len(candidates))
     _, candidate, out_of_fold = best
-    return CrossValidation(candidate=candidate, out_of_fold=out_of_fold, trials=trials)
+    finished.sort(key=lambda item: item[0], reverse=True)
+    return CrossValidation(
+        candidate=candidate,
+        out_of_fold=out_of_fold,
+        trials=trials,
+        finished=[scored for _, scored in finished],
+    )
+
+
+def ensemble_members(selected: CrossValidation, *, folds: int, seconds_left: float) -> list[Scored]:
+    """Every candidate that finished cross-validation, best first, as long as training it on all labels
+    fits in `seconds_left`; at least the winner.
+
+    Averaging near-equal heads instead of picking one: on 240 devbench labels the four compact
+    candidates score within 0.01 of each other out of fold but 0.02–0.04 apart on test, so the pick —
+    and the test score — changed with the seed; their mean does not (docs/benchmarks.md).
+    """
+    if not selected.finished:  # nothing finished in time: the best of what was cut short
+        return [Scored(selected.candidate, selected.out_of_fold, {})]
+    members, planned = [], 0.0
+    for scored in selected.finished:
+        # A training on all labels costs about one fold's, which saw (folds - 1) / folds of them.
+        cost = scored.trial["seconds"] / max(folds - 1, 1)
+        if members and planned + cost > seconds_left:
+            continue
+        members.append(scored)
+        planned += cost
+    return members
+
+
+def mean_log_probabilities(log_probabilities: Sequence[np.ndarray]) -> np.ndarray:
+    """log of the members' mean probabilities: what HeadEnsemble predicts, from each member's log p."""
+    mean = np.mean([np.exp(values) for values in log_probabilities], axis=0)
+    return np.log(np.clip(mean, 1e-12, None))
 
 
 # --- the entry point ------------------------------------------------------------------------------------------
@@ -382,9 +332,10 @@ def train_key_model(
 ) -> TrainedModel:
     """Select, calibrate, train on every label and report: the one call the worker and the CLI make.
 
-    Without `validation`: candidates are compared by `folds`-fold cross-validation, the temperature is
-    fitted on the winner's out-of-fold predictions, and the returned head is the winner trained on all
-    of `train`; `metrics_validation` are the out-of-fold metrics. With `validation`, it selects and
+    Without `validation`: candidates are compared by `folds`-fold cross-validation; every candidate that
+    finished (see `ensemble_members`) is trained on all of `train` and the returned head is their
+    HeadEnsemble (or the one head), its temperature fitted on the ensemble's out-of-fold predictions;
+    `metrics_validation` are the ensemble's out-of-fold metrics. With `validation`, it selects and
     calibrates on that set instead (and trains on `train` only). With fewer than
     MIN_TRACKS_FOR_SEARCH tracks a fixed config is trained on everything at temperature 1.
     """
@@ -459,20 +410,28 @@ def train_key_model(
         progress=report,
     )
     labels = np.array([example.key.index for example in train])
-    temperature = fit_temperature(selected.out_of_fold, labels)
-    head = train_head(
-        train=train,
-        config=selected.candidate.head,
-        train_config=selected.candidate.train,
-        seed=seed,
-        device=device,
-        cyclic=cyclic,
-        deadline=max(deadline, time.monotonic() + 1.0),
-    )
+    members = ensemble_members(selected, folds=folds, seconds_left=deadline - time.monotonic())
+    out_of_fold = mean_log_probabilities([member.out_of_fold for member in members])
+    temperature = fit_temperature(out_of_fold, labels)
+    heads = []
+    for member in members:
+        member.trial["in_ensemble"] = True
+        heads.append(
+            train_head(
+                train=train,
+                config=member.candidate.head,
+                train_config=member.candidate.train,
+                seed=seed,
+                device=device,
+                cyclic=cyclic,
+                deadline=max(deadline, time.monotonic() + 1.0),
+            )
+        )
+    head = heads[0] if len(heads) == 1 else HeadEnsemble.of(heads)
     head.set_temperature(temperature)
     if progress:
         progress(1.0)
-    metrics = _calibrated_metrics(selected.out_of_fold, _keys(train), temperature)
+    metrics = _calibrated_metrics(out_of_fold, _keys(train), temperature)
     metrics["folds"] = folds
     return TrainedModel(
         head,

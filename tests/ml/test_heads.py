@@ -6,8 +6,10 @@ import torch
 
 from ml.heads import (
     HeadConfig,
+    HeadEnsemble,
     HeadLoadError,
     KeyHead,
+    apply_temperature,
     load_head,
     predict_tracks,
     predict_windows,
@@ -167,3 +169,40 @@ def test_saving_with_a_config_of_another_shape_is_refused(tmp_path):
     with pytest.raises(ValueError, match="does not describe this head"):
         save_head(tmp_path / "head.pt", head=head, config=other, metrics=None, extra=None)
     assert not list(tmp_path.iterdir())
+
+
+def test_an_ensemble_predicts_the_mean_of_its_members_and_round_trips(tmp_path):
+    members = [make_head(hidden_layers=0, seed=1), make_head(hidden_layers=1, seed=2)]
+    ensemble = HeadEnsemble.of(members, temperature=1.3)
+    assert ensemble.config.describe() == "mean of linear + 1x64 dropout 0.9"
+    assert ensemble.num_parameters() == sum(member.num_parameters() for member in members)
+    many = windows(7)
+    np.testing.assert_allclose(
+        window_probabilities(ensemble, many),
+        np.mean([window_probabilities(member, many) for member in members], axis=0),
+        atol=1e-6,
+    )
+    tracks = [windows(n, seed=n) for n in (1, 3, 6)]
+    expected = apply_temperature(np.mean([predict_tracks(member, tracks) for member in members], axis=0), 1.3)
+    np.testing.assert_allclose(predict_tracks(ensemble, tracks), expected, atol=1e-6)
+    path = save_head(
+        tmp_path / "ensemble.pt", head=ensemble, config=ensemble.config, metrics=None, extra=None
+    )
+    loaded = load_head(path)
+    assert isinstance(loaded.head, HeadEnsemble) and loaded.config == ensemble.config
+    np.testing.assert_array_equal(predict_tracks(loaded.head, tracks), predict_tracks(ensemble, tracks))
+    # A single head's config does not describe the ensemble's weights.
+    with pytest.raises(ValueError, match="does not describe this head"):
+        save_head(tmp_path / "wrong.pt", head=ensemble, config=members[1].config, metrics=None, extra=None)
+
+
+def test_checkpoints_written_before_ensembles_still_load(tmp_path):
+    head = make_head()
+    path = save_head(tmp_path / "head.pt", head=head, config=head.config, metrics=None, extra=None)
+    checkpoint = torch.load(path, weights_only=True)
+    del checkpoint["config"]["members"]
+    torch.save(checkpoint, tmp_path / "old.pt")
+    loaded = load_head(tmp_path / "old.pt")
+    assert isinstance(loaded.head, KeyHead) and loaded.config.members == []
+    tracks = [windows(4)]
+    np.testing.assert_array_equal(predict_tracks(loaded.head, tracks), predict_tracks(head, tracks))

@@ -4,14 +4,24 @@ import numpy as np
 import pytest
 import torch
 
-from ml.heads import HeadConfig, apply_temperature, predict_tracks, softmax, track_log_probabilities
+from ml.heads import (
+    HeadConfig,
+    HeadEnsemble,
+    apply_temperature,
+    predict_tracks,
+    softmax,
+    track_log_probabilities,
+)
 from ml.keys import ALL_KEYS, Key, Mode
 from ml.metrics import key_metrics, negative_log_likelihood
 from ml.training import (
     Candidate,
+    CrossValidation,
+    Scored,
     TrainConfig,
     TrainingExample,
     default_candidates,
+    ensemble_members,
     fit_temperature,
     fold_assignment,
     roll_pitch_classes,
@@ -226,8 +236,11 @@ def test_train_key_model_selects_by_cross_validation_and_calibrates_out_of_fold(
     # Out-of-fold: every label was predicted once by a head that did not see it.
     assert validation["n"] == len(examples) and validation["folds"] == 5
     assert len(model.trials) == 2
+    # Both candidates finished well inside the budget, so the model is their ensemble, best first.
     best = max(model.trials, key=lambda trial: (trial["weighted"], -trial["nll"]))
-    assert model.config.describe() in best["config"]
+    assert isinstance(model.head, HeadEnsemble) and len(model.config.members) == 2
+    assert model.config.describe().startswith("mean of " + best["config"].split(" lr ")[0])
+    assert all(trial["in_ensemble"] for trial in model.trials)
     assert validation["nll_after"] <= validation["nll_before"] + 1e-9
     assert 0.0 <= model.ece_after <= 1.0 and model.ece_before is not None
     assert model.config.temperature == validation["temperature"]
@@ -260,6 +273,24 @@ def test_train_key_model_with_a_given_validation_set_uses_it():
         candidates=candidates,
     )
     assert model.metrics_validation["n"] == len(validation)
+
+
+def test_the_ensemble_takes_finished_candidates_best_first_while_their_training_fits():
+    def scored(hidden_dim: int, seconds: float) -> Scored:
+        config = HeadConfig(backbone="test", input_dim=36, hidden_dim=hidden_dim)
+        return Scored(Candidate(head=config), np.zeros((4, 24)), {"seconds": seconds})
+
+    finished = [scored(64, 40.0), scored(128, 80.0), scored(32, 8.0)]  # best first
+    selected = CrossValidation(finished[0].candidate, finished[0].out_of_fold, [], finished)
+    # Training on all labels is planned at a quarter of a 5-fold trial: 10, 20 and 2 s here.
+    assert ensemble_members(selected, folds=5, seconds_left=100) == finished
+    assert ensemble_members(selected, folds=5, seconds_left=15) == [finished[0], finished[2]]
+    assert ensemble_members(selected, folds=5, seconds_left=0) == [finished[0]]
+    # Nothing finished: the best candidate that was cut short, alone.
+    cut_short = CrossValidation(finished[1].candidate, finished[1].out_of_fold, [], [])
+    assert [member.candidate for member in ensemble_members(cut_short, folds=5, seconds_left=100)] == [
+        finished[1].candidate
+    ]
 
 
 def test_folds_are_balanced_and_seeded():
