@@ -39,8 +39,8 @@ class HeadConfig:
     hidden_dim: int = 2048
     dropout: float = 0.9
     temperature: float = 1.0
-    # An ensemble: each member's (hidden_layers, hidden_dim, dropout) as a dict; the fields above then
-    # describe nothing of its own. Empty for a single head.
+    # An ensemble (HeadEnsemble): each member's (hidden_layers, hidden_dim, dropout) as a dict, best
+    # first; the fields above then repeat the first member's. Empty for a single head.
     members: list[dict] = field(default_factory=list)
 
     def __post_init__(self) -> None:
@@ -141,17 +141,18 @@ class HeadEnsemble(nn.Module):
 
     @classmethod
     def of(cls, heads: list[KeyHead], *, temperature: float = 1.0) -> HeadEnsemble:
-        first = heads[0].config
+        """The ensemble of trained heads (copied); its own architecture fields are the first head's."""
         members = [
-            {
-                "hidden_layers": h.config.hidden_layers,
-                "hidden_dim": h.config.hidden_dim,
-                "dropout": h.config.dropout,
-            }
-            for h in heads
+            {name: getattr(head.config, name) for name in ("hidden_layers", "hidden_dim", "dropout")}
+            for head in heads
         ]
+        first = heads[0].config
         config = HeadConfig(
-            backbone=first.backbone, input_dim=first.input_dim, temperature=temperature, members=members
+            backbone=first.backbone,
+            input_dim=first.input_dim,
+            **members[0],
+            temperature=temperature,
+            members=members,
         )
         ensemble = cls(config=config)
         for target, head in zip(ensemble.members, heads, strict=True):

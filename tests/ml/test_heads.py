@@ -175,6 +175,7 @@ def test_an_ensemble_predicts_the_mean_of_its_members_and_round_trips(tmp_path):
     members = [make_head(hidden_layers=0, seed=1), make_head(hidden_layers=1, seed=2)]
     ensemble = HeadEnsemble.of(members, temperature=1.3)
     assert ensemble.config.describe() == "mean of linear + 1x64 dropout 0.9"
+    assert ensemble.config.hidden_layers == 0  # its own architecture fields repeat the first member's
     assert ensemble.num_parameters() == sum(member.num_parameters() for member in members)
     many = windows(7)
     np.testing.assert_allclose(
