@@ -272,7 +272,9 @@ def ensemble_members(selected: CrossValidation, *, folds: int, seconds_left: flo
     and the test score — changed with the seed; their mean does not (docs/benchmarks.md).
     """
     if not selected.finished:  # nothing finished in time: the best of what was cut short
-        return [Scored(selected.candidate, selected.out_of_fold, {})]
+        described = selected.candidate.describe()
+        trial = next((trial for trial in selected.trials if trial["config"] == described), {})
+        return [Scored(selected.candidate, selected.out_of_fold, trial)]
     members, planned = [], 0.0
     for scored in selected.finished:
         # A training on all labels costs about one fold's, which saw (folds - 1) / folds of them.

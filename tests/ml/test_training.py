@@ -287,10 +287,10 @@ def test_the_ensemble_takes_finished_candidates_best_first_while_their_training_
     assert ensemble_members(selected, folds=5, seconds_left=15) == [finished[0], finished[2]]
     assert ensemble_members(selected, folds=5, seconds_left=0) == [finished[0]]
     # Nothing finished: the best candidate that was cut short, alone.
-    cut_short = CrossValidation(finished[1].candidate, finished[1].out_of_fold, [], [])
-    assert [member.candidate for member in ensemble_members(cut_short, folds=5, seconds_left=100)] == [
-        finished[1].candidate
-    ]
+    trial = {"config": finished[1].candidate.describe(), "seconds": 80.0, "cut_short": True}
+    cut_short = CrossValidation(finished[1].candidate, finished[1].out_of_fold, [trial], [])
+    (member,) = ensemble_members(cut_short, folds=5, seconds_left=100)
+    assert member.candidate == finished[1].candidate and member.trial is trial
 
 
 def test_folds_are_balanced_and_seeded():
