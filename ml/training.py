@@ -189,13 +189,19 @@ class Scored:
 
 @dataclass
 class CrossValidation:
-    """The winning candidate, its out-of-fold log-probabilities (before temperature) and every trial;
-    `finished` is every candidate that ran to the end, best first."""
+    """Every candidate that ran, ranked: those that finished, best first, then any the deadline cut
+    short (which can only win when nothing finished); `trials` in the order they ran."""
 
-    candidate: Candidate
-    out_of_fold: np.ndarray  # (n_examples, 24) log window-averaged probabilities
+    ranked: list[Scored]
     trials: list[dict]
-    finished: list[Scored] = field(default_factory=list)
+
+    @property
+    def winner(self) -> Scored:
+        return self.ranked[0]
+
+    @property
+    def finished(self) -> list[Scored]:
+        return [scored for scored in self.ranked if not scored.trial["cut_short"]]
 
 
 def fold_assignment(n_examples: int, *, folds: int, seed: int) -> np.ndarray:
@@ -222,8 +228,7 @@ def cross_validate(
     assignment = fold_assignment(len(examples), folds=folds, seed=seed)
     keys = _keys(examples)
     trials: list[dict] = []
-    finished: list[tuple[tuple[float, float], Scored]] = []
-    best: tuple[tuple[float, float], Candidate, np.ndarray] | None = None
+    ran: list[tuple[tuple[float, float], Scored]] = []
     for number, candidate in enumerate(candidates):
         if not _affordable(candidate, trials, deadline):
             continue
@@ -246,21 +251,12 @@ def cross_validate(
         score = _score_of(np.exp(out_of_fold), keys)
         cut_short = time.monotonic() > deadline
         trials.append(_trial(candidate, score, time.monotonic() - trial_started, cut_short))
-        if not cut_short:
-            finished.append((score, Scored(candidate, out_of_fold, trials[-1])))
-        # A candidate cut short by the deadline only wins when nothing finished.
-        if best is None or (score > best[0] and not cut_short):
-            best = (score, candidate, out_of_fold)
+        ran.append((score, Scored(candidate, out_of_fold, trials[-1])))
         if progress:
             progress((number + 1) / len(candidates))
-    _, candidate, out_of_fold = best
-    finished.sort(key=lambda item: item[0], reverse=True)
-    return CrossValidation(
-        candidate=candidate,
-        out_of_fold=out_of_fold,
-        trials=trials,
-        finished=[scored for _, scored in finished],
-    )
+    # Finished before cut short, then best (weighted score, then NLL) first.
+    ran.sort(key=lambda item: (not item[1].trial["cut_short"], item[0]), reverse=True)
+    return CrossValidation(ranked=[scored for _, scored in ran], trials=trials)
 
 
 def ensemble_members(selected: CrossValidation, *, folds: int, seconds_left: float) -> list[Scored]:
@@ -271,12 +267,11 @@ def ensemble_members(selected: CrossValidation, *, folds: int, seconds_left: flo
     candidates score within 0.01 of each other out of fold but 0.02–0.04 apart on test, so the pick —
     and the test score — changed with the seed; their mean does not (docs/benchmarks.md).
     """
-    if not selected.finished:  # nothing finished in time: the best of what was cut short
-        described = selected.candidate.describe()
-        trial = next((trial for trial in selected.trials if trial["config"] == described), {})
-        return [Scored(selected.candidate, selected.out_of_fold, trial)]
+    finished = selected.finished
+    if not finished:  # nothing finished in time: the best of what was cut short
+        return [selected.winner]
     members, planned = [], 0.0
-    for scored in selected.finished:
+    for scored in finished:
         # A training on all labels costs about one fold's, which saw (folds - 1) / folds of them.
         cost = scored.trial["seconds"] / max(folds - 1, 1)
         if members and planned + cost > seconds_left:
@@ -398,7 +393,8 @@ def train_key_model(
             result.trials,
         )
     folds = max(2, min(folds, len(train) // 4))
-    # The final training on all labels gets its share of the budget: one fold's worth, plus a bit.
+    # What is left after selection trains the ensemble on all labels: one training per member, each about
+    # a fold's worth, ~a quarter of the selection's time for four members (ensemble_members plans it).
     selection_deadline = started + time_budget_s * folds / (folds + 1.2)
     report = (lambda fraction: progress(0.9 * fraction)) if progress else None
     selected = cross_validate(
@@ -438,7 +434,7 @@ def train_key_model(
     return TrainedModel(
         head,
         head.config,
-        selected.candidate.train,
+        members[0].candidate.train,
         metrics,
         metrics["ece_before"],
         metrics["ece"],

@@ -1,5 +1,7 @@
 """Training heads: transposition augmentation, the loop, calibration, search, and the synthetic acceptance test."""
 
+import time
+
 import numpy as np
 import pytest
 import torch
@@ -20,6 +22,7 @@ from ml.training import (
     Scored,
     TrainConfig,
     TrainingExample,
+    cross_validate,
     default_candidates,
     ensemble_members,
     fit_temperature,
@@ -276,21 +279,39 @@ def test_train_key_model_with_a_given_validation_set_uses_it():
 
 
 def test_the_ensemble_takes_finished_candidates_best_first_while_their_training_fits():
-    def scored(hidden_dim: int, seconds: float) -> Scored:
+    def scored(hidden_dim: int, seconds: float, cut_short: bool = False) -> Scored:
         config = HeadConfig(backbone="test", input_dim=36, hidden_dim=hidden_dim)
-        return Scored(Candidate(head=config), np.zeros((4, 24)), {"seconds": seconds})
+        trial = {"seconds": seconds, "cut_short": cut_short}
+        return Scored(Candidate(head=config), np.zeros((4, 24)), trial)
 
     finished = [scored(64, 40.0), scored(128, 80.0), scored(32, 8.0)]  # best first
-    selected = CrossValidation(finished[0].candidate, finished[0].out_of_fold, [], finished)
+    selected = CrossValidation(ranked=[*finished, scored(256, 90.0, cut_short=True)], trials=[])
+    assert selected.finished == finished
     # Training on all labels is planned at a quarter of a 5-fold trial: 10, 20 and 2 s here.
     assert ensemble_members(selected, folds=5, seconds_left=100) == finished
     assert ensemble_members(selected, folds=5, seconds_left=15) == [finished[0], finished[2]]
     assert ensemble_members(selected, folds=5, seconds_left=0) == [finished[0]]
     # Nothing finished: the best candidate that was cut short, alone.
-    trial = {"config": finished[1].candidate.describe(), "seconds": 80.0, "cut_short": True}
-    cut_short = CrossValidation(finished[1].candidate, finished[1].out_of_fold, [trial], [])
-    (member,) = ensemble_members(cut_short, folds=5, seconds_left=100)
-    assert member.candidate == finished[1].candidate and member.trial is trial
+    cut_short = CrossValidation(ranked=[scored(256, 90.0, cut_short=True)], trials=[])
+    assert ensemble_members(cut_short, folds=5, seconds_left=100) == [cut_short.winner]
+
+
+def test_cross_validation_ranks_finished_candidates_by_score_and_a_cut_short_one_last():
+    examples = cyclic_examples(ALL_KEYS, seed=10, noise=3.0)
+    candidates = [
+        Candidate(
+            head=HeadConfig(backbone="test", input_dim=36, hidden_layers=0), train=TrainConfig(epochs=3)
+        ),
+        Candidate(head=HeadConfig(backbone="test", input_dim=36, hidden_dim=32), train=TrainConfig(epochs=3)),
+    ]
+    common = {"candidates": candidates, "cyclic": True, "folds": 3, "seed": 0}
+    selected = cross_validate(examples, deadline=time.monotonic() + 600, **common)
+    scores = [(scored.trial["weighted"], -scored.trial["nll"]) for scored in selected.ranked]
+    assert len(selected.ranked) == 2 and scores == sorted(scores, reverse=True)
+    assert selected.finished == selected.ranked and selected.winner.out_of_fold.shape == (24, 24)
+    # A deadline already past: the first candidate still runs (cut short), the second is not tried.
+    late = cross_validate(examples, deadline=time.monotonic(), **common)
+    assert [scored.trial["cut_short"] for scored in late.ranked] == [True] and late.finished == []
 
 
 def test_folds_are_balanced_and_seeded():
