@@ -410,7 +410,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone",
         help="pitch_class, skey or myna_vertical (default: ml.backbones.default_backbone_name())",
     )
-    evaluate.add_argument("--time-budget", type=float, default=TIME_BUDGET_S, help="head search, s")
+    evaluate.add_argument("--time-budget", type=float, default=TIME_BUDGET_S, help="seconds to search")
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument(
         "--out", type=Path, help="also write the metrics (with the confusion matrix) as JSON here"
@@ -465,7 +465,7 @@ def build_parser() -> argparse.ArgumentParser:
     default_head.add_argument("--min-duration", type=float, default=15.0)
     default_head.add_argument("--max-duration", type=float, default=60.0)
     default_head.add_argument("--seed", type=int, default=0)
-    default_head.add_argument("--time-budget", type=float, default=TIME_BUDGET_S, help="head search, s")
+    default_head.add_argument("--time-budget", type=float, default=TIME_BUDGET_S, help="seconds to search")
     default_head.add_argument(
         "--work-dir", type=Path, help="keep the rendered tracks here (default: a temp dir)"
     )
