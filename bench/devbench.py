@@ -24,7 +24,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.peers import PeerError, run_peer  # noqa: E402
 from ml.backbones import get_backbone  # noqa: E402
 from ml.cache import embeddings_cached_many  # noqa: E402
-from ml.cli import default_head_path  # noqa: E402
+from ml.cli import TIME_BUDGET_S, default_head_path  # noqa: E402
 from ml.evaluation import metrics_from_probabilities  # noqa: E402
 from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import load_head, predict_tracks  # noqa: E402
@@ -209,7 +209,7 @@ def main() -> int:
     parser.add_argument(
         "--time-budget",
         type=float,
-        default=120.0,
+        default=TIME_BUDGET_S,
         help="head search per point, s (default: the worker's KEYWEB_TRAINING_TIME_BUDGET_S)",
     )
     parser.add_argument("--essentia-profiles", nargs="*", default=["bgate", "edma", "krumhansl"])

@@ -320,7 +320,7 @@ def train_key_model(
     validation: Sequence[TrainingExample] | None = None,
     backbone_name: str,
     cyclic: bool,
-    time_budget_s: float = 60.0,
+    time_budget_s: float,
     seed: int = 0,
     device: str = "cpu",
     progress: Progress | None = None,
