@@ -28,19 +28,14 @@ N_BINS = N_OCTAVES * BINS_PER_OCTAVE
 FRAME_SECONDS = 0.064
 LOWEST_MIDI = 24  # C1, 32.7 Hz
 # Bump whenever the numbers change: embedding caches are keyed on it (through the fingerprint).
-# 2: the opening profiles (`opening_profiles`) joined the embedding; 3: the held-note profile
-# (`held_note_profile`) followed them.
-FEATURE_VERSION = 3
+# 2: the opening profiles (`opening_profiles`) joined the embedding.
+FEATURE_VERSION = 2
 # The opening: the first OPENING_SECONDS after the music starts (the first frame whose energy reaches
 # OPENING_ONSET of the loudest frame's), with the bass read from the lowest OPENING_BASS_OCTAVES (C1–B3).
 OPENING_SECONDS = 2.0
 OPENING_ONSET = 0.15
 OPENING_BASS_OCTAVES = 3
 N_OPENING_PROFILES = 2
-# The held-note profile counts frames at least HELD_ONSET of the loudest frame's energy.
-HELD_ONSET = 0.15
-# What every window's embedding ends with: the opening profiles, then the held-note profile.
-N_TRACK_PROFILES = N_OPENING_PROFILES + 1
 # Frames per matrix product: bounds the unfolded copy to ~26 MB however long the track.
 _FRAMES_PER_PRODUCT = 2048
 
@@ -188,36 +183,6 @@ def opening_profiles(log_cqt: torch.Tensor) -> torch.Tensor:
     semitones = opening.reshape(N_OCTAVES, 12, BINS_PER_SEMITONE, -1).amax(dim=2).mean(dim=-1)  # (7, 12)
     profiles = torch.stack([semitones.sum(dim=0), semitones[:OPENING_BASS_OCTAVES].sum(dim=0)])
     return (profiles / profiles.norm(dim=1, keepdim=True).clamp_min(1e-6)).flatten()
-
-
-def held_note_profile(log_cqt: torch.Tensor) -> torch.Tensor:
-    """(12,) profile of the pitch classes a (N_BINS, frames) log-CQT *holds*, L2-normalised, index 0 = C.
-
-    Each loud frame's strongest pitch class (its semitones' strongest bins summed over octaves) is read;
-    a run of frames that keep the same one is one held note, and counts its length squared in seconds.
-    Long notes are where phrases come to rest (the tonic, the dominant, the final), which a window's
-    average weighs no more than passing notes, and on which the mode of a single melody line turns:
-    the relative major and minor share their notes but not their resting points. Rolling the input by
-    k semitones rolls the profile by exactly k.
-    """
-    semitones = log_cqt.reshape(N_OCTAVES, 12, BINS_PER_SEMITONE, -1).amax(dim=2)
-    chroma = semitones.sum(dim=0)  # (12, frames)
-    energy = chroma.sum(dim=0)
-    loud = (energy >= HELD_ONSET * energy.max()) & (energy > 0)  # silence holds nothing
-    held = torch.where(loud, chroma.argmax(dim=0), torch.full_like(energy, -1, dtype=torch.long))
-    starts = torch.ones_like(held, dtype=torch.bool)
-    starts[1:] = held[1:] != held[:-1]
-    run_frames = torch.bincount(torch.cumsum(starts, dim=0) - 1)
-    pitch = held[starts]
-    seconds = run_frames[pitch >= 0].to(log_cqt.dtype) * FRAME_SECONDS
-    profile = torch.zeros(12, dtype=log_cqt.dtype, device=log_cqt.device)
-    profile.index_add_(0, pitch[pitch >= 0], seconds**2)
-    return profile / profile.norm().clamp_min(1e-6)
-
-
-def track_profiles(log_cqt: torch.Tensor) -> torch.Tensor:
-    """(N_TRACK_PROFILES × 12,): the opening profiles, then the held-note profile, of one track."""
-    return torch.cat([opening_profiles(log_cqt), held_note_profile(log_cqt)])
 
 
 _front_end: LogCQT | None = None

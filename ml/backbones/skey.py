@@ -1,11 +1,10 @@
-"""The learned backbone: log-CQT → SKeyNet, one (2 + E + 3) × 12 pitch-class embedding per analysis window.
+"""The learned backbone: log-CQT → SKeyNet, one (2 + E + 2) × 12 pitch-class embedding per analysis window.
 
 Windows are pooled from one pass of the network over the whole track (it is fully convolutional), so
 overlapping windows cost nothing extra. The embedding's channels are the 24 key logits (major, minor),
-E learned feature channels, and the track's two opening profiles and held-note profile
-(ml.backbones.logcqt.track_profiles, the same in every window), each a 12-vector indexed by pitch
-class with C first: rolling it is what transposing the input spectrogram does to it (see
-ml.backbones.skey_net).
+E learned feature channels and the track's two opening profiles (ml.backbones.logcqt.opening_profiles,
+the same in every window), each a 12-vector indexed by pitch class with C first: rolling it is what
+transposing the input spectrogram does to it (see ml.backbones.skey_net).
 """
 
 from __future__ import annotations
@@ -21,10 +20,10 @@ from ml.backbones.base import ASSETS_DIR, SKEY_CHECKPOINT_ENV, Backbone
 from ml.backbones.logcqt import (
     FEATURE_VERSION,
     FRAME_SECONDS,
-    N_TRACK_PROFILES,
+    N_OPENING_PROFILES,
     LogCQT,
     band_signals,
-    track_profiles,
+    opening_profiles,
 )
 from ml.backbones.skey_net import N_PITCH_CLASSES, SKeyNet, load_model, weights_sha256
 
@@ -58,7 +57,7 @@ class SKeyBackbone(Backbone):
         self._front_end = LogCQT().to(self._device).eval()
         self.window_seconds = window_seconds
         self.hop_seconds = hop_seconds
-        self.embedding_dim = self._model.config.embedding_dim + N_TRACK_PROFILES * N_PITCH_CLASSES
+        self.embedding_dim = self._model.config.embedding_dim + N_OPENING_PROFILES * N_PITCH_CLASSES
         self._weights_sha256 = weights_sha256(self._model)
 
     def fingerprint(self) -> str:
@@ -95,8 +94,8 @@ class SKeyBackbone(Backbone):
         spectrogram = self.log_cqt(np.asarray(audio, dtype=np.float32))
         with torch.inference_mode():
             windows = self._windows(self._model(spectrogram)[0])  # network output: (channels, 84, frames)
-            profiles = track_profiles(spectrogram[0]).float().cpu().numpy()
-        return np.concatenate([windows, np.broadcast_to(profiles, (len(windows), profiles.size))], axis=1)
+            opening = opening_profiles(spectrogram[0]).float().cpu().numpy()
+        return np.concatenate([windows, np.broadcast_to(opening, (len(windows), opening.size))], axis=1)
 
     def transpose_embeddings(self, embeddings: np.ndarray, semitones: int) -> np.ndarray:
         return roll_pitch_classes(embeddings, semitones)

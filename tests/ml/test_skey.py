@@ -11,8 +11,6 @@ from ml.backbones.logcqt import (
     LOWEST_MIDI,
     N_BINS,
     N_OPENING_PROFILES,
-    N_TRACK_PROFILES,
-    held_note_profile,
     log_cqt,
     opening_profiles,
 )
@@ -189,11 +187,11 @@ def test_backbone_embeddings_roll_with_transposition_and_fingerprint_follows_wei
     backbone = SKeyBackbone(model=model, device="cpu")
     audio = np.random.default_rng(0).normal(0, 0.1, 16_000 * 20).astype(np.float32)
     embeddings = backbone.window_embeddings(audio)
-    profiles = N_TRACK_PROFILES * 12
-    assert embeddings.shape[1] == backbone.embedding_dim == TINY.embedding_dim + profiles
+    opening = N_OPENING_PROFILES * 12
+    assert embeddings.shape[1] == backbone.embedding_dim == TINY.embedding_dim + opening
     assert len(embeddings) >= 2
-    # The opening and held-note profiles are the track's, the same in every window.
-    np.testing.assert_array_equal(embeddings[0, -profiles:], embeddings[-1, -profiles:])
+    # The opening profiles are the track's, the same in every window.
+    np.testing.assert_array_equal(embeddings[0, -opening:], embeddings[-1, -opening:])
     assert backbone.cyclic_transposition
     np.testing.assert_array_equal(
         backbone.transpose_embeddings(embeddings, 12), embeddings
@@ -232,27 +230,6 @@ def test_opening_profiles_read_the_first_notes_after_the_silence_and_roll_with_t
 def test_opening_profiles_of_silence_are_finite():
     profiles = opening_profiles(torch.zeros(N_BINS, round(5 / FRAME_SECONDS)))
     assert profiles.shape == (N_OPENING_PROFILES * 12,) and torch.isfinite(profiles).all()
-
-
-def test_the_held_note_profile_weighs_long_notes_over_many_short_ones_and_rolls_with_transposition():
-    # A melody of 16 quick notes on E and F# (2 s in all) that comes to rest on a 1.5 s A, after silence.
-    quick = [_tone(64 + 2 * (i % 2), 0.128) for i in range(16)]
-    audio = np.concatenate(
-        [np.zeros(16_000, np.float32), *quick, _tone(69, 1.5), np.zeros(8_000, np.float32)]
-    )
-    spectrogram = torch.from_numpy(log_cqt(audio))
-    profile = held_note_profile(spectrogram).numpy()
-    assert profile.shape == (12,) and np.linalg.norm(profile) == pytest.approx(1.0)
-    assert np.argmax(profile) == 9  # the A: one long note outweighs sixteen short ones
-    assert profile[6] > 0 and profile[[1, 2, 5, 7, 8, 10, 11]].max() < 0.05  # the melody, nothing unplayed
-    for semitones in (1, 5, 11):
-        rolled = held_note_profile(torch.roll(spectrogram, BINS_PER_SEMITONE * semitones, dims=0)).numpy()
-        np.testing.assert_allclose(rolled, np.roll(profile, semitones), atol=1e-6)
-
-
-def test_the_held_note_profile_of_silence_is_zero():
-    profile = held_note_profile(torch.zeros(N_BINS, round(5 / FRAME_SECONDS)))
-    assert profile.shape == (12,) and torch.equal(profile, torch.zeros(12))
 
 
 def test_the_front_end_matches_nnaudio_cqt1992v2_bin_for_bin():
