@@ -487,11 +487,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return synth_main(argv[1:])
     args = build_parser().parse_args(argv)
     args.argv = argv
-    from ml.heads import HeadLoadError
+    from ml.heads import EmbeddingMismatch, HeadLoadError
 
     try:
         return args.handler(args)
-    except (UsageError, HeadLoadError) as error:
+    except (UsageError, HeadLoadError, EmbeddingMismatch) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

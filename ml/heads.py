@@ -244,6 +244,10 @@ def load_head(path: str | os.PathLike, *, map_location: str = "cpu") -> LoadedHe
     )
 
 
+class EmbeddingMismatch(ValueError):
+    """Window embeddings of another size than the head's: it was trained on another backbone version."""
+
+
 def _head_device(head: Head) -> torch.device:
     return head.input_mean.device
 
@@ -251,8 +255,14 @@ def _head_device(head: Head) -> torch.device:
 def window_logits(head: Head, window_embeddings: np.ndarray) -> np.ndarray:
     """Raw logits of every window, before temperature: shape (n_windows, 24)."""
     embeddings = np.asarray(window_embeddings, dtype=np.float32)
-    if embeddings.ndim != 2 or embeddings.shape[1] != head.config.input_dim:
+    if embeddings.ndim != 2:
         raise ValueError(f"expected window embeddings (n, {head.config.input_dim}), got {embeddings.shape}")
+    if embeddings.shape[1] != head.config.input_dim:
+        raise EmbeddingMismatch(
+            f"the head reads {head.config.input_dim} features per window but the {head.config.backbone} "
+            f"backbone now gives {embeddings.shape[1]}: the head was trained on an older version of its "
+            "features; train a new one (python -m ml evaluate ... --save-head PATH)"
+        )
     was_training = head.training
     head.eval()
     chunks = [np.zeros((0, N_KEYS), dtype=np.float32)]

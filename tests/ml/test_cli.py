@@ -146,6 +146,20 @@ def test_predict_user_errors_exit_2_without_traceback(dataset, tmp_path, capsys)
     assert "broken.pt" in error and "Traceback" not in error
 
 
+def test_a_head_from_an_older_feature_version_is_refused_in_one_line(dataset, tmp_path, capsys):
+    from ml.backbones import get_backbone
+    from ml.heads import HeadConfig, KeyHead, save_head
+
+    track = str(sorted((dataset / "test").glob("*.wav"))[0])
+    features = get_backbone("pitch_class").embedding_dim
+    config = HeadConfig(backbone="pitch_class", input_dim=features - 12, hidden_layers=0, hidden_dim=1)
+    old = save_head(tmp_path / "old.pt", head=KeyHead(config=config), config=config, metrics=None, extra=None)
+    assert main(["predict", track, "--head", str(old)]) == 2
+    error = capsys.readouterr().err
+    assert f"reads {features - 12} features per window" in error and f"gives {features}" in error
+    assert "Traceback" not in error and len(error.strip().splitlines()) == 1
+
+
 # --- the embedding cache the CLI relies on --------------------------------------------------------------
 
 

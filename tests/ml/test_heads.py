@@ -5,6 +5,7 @@ import pytest
 import torch
 
 from ml.heads import (
+    EmbeddingMismatch,
     HeadConfig,
     HeadEnsemble,
     HeadLoadError,
@@ -101,8 +102,10 @@ def test_temperature_changes_confidence_not_the_decision():
 
 def test_wrong_input_size_and_empty_track_are_refused():
     head = make_head()
-    with pytest.raises(ValueError, match="expected window embeddings"):
+    with pytest.raises(EmbeddingMismatch, match=f"reads {INPUT_DIM} features per window"):
         predict_windows(head, np.zeros((2, INPUT_DIM + 1), dtype=np.float32))
+    with pytest.raises(ValueError, match="expected window embeddings"):
+        predict_windows(head, np.zeros(INPUT_DIM, dtype=np.float32))
     with pytest.raises(ValueError, match="no windows"):
         predict_windows(head, np.zeros((0, INPUT_DIM), dtype=np.float32))
 
