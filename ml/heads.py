@@ -260,8 +260,8 @@ def window_logits(head: Head, window_embeddings: np.ndarray) -> np.ndarray:
     if embeddings.shape[1] != head.config.input_dim:
         raise EmbeddingMismatch(
             f"the head reads {head.config.input_dim} features per window but the {head.config.backbone} "
-            f"backbone now gives {embeddings.shape[1]}: the head was trained on an older version of its "
-            "features; train a new one (python -m ml evaluate ... --save-head PATH)"
+            f"backbone now gives {embeddings.shape[1]}: the head was trained on another version of this "
+            "backbone's features; train a new one (python -m ml evaluate ... --save-head PATH)"
         )
     was_training = head.training
     head.eval()
