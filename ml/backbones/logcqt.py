@@ -29,7 +29,9 @@ FRAME_SECONDS = 0.064
 LOWEST_MIDI = 24  # C1, 32.7 Hz
 # Bump whenever the numbers change: embedding caches are keyed on it (through the fingerprint).
 # 2: the opening profiles (`opening_profiles`) joined the embedding.
-FEATURE_VERSION = 2
+# 3: a held-note profile (backed out; caches keyed on 3 hold it). 4: each channel's spread over the
+# window's frames joined its mean (ml.backbones.skey.window_statistics).
+FEATURE_VERSION = 4
 # The opening: the first OPENING_SECONDS after the music starts (the first frame whose energy reaches
 # OPENING_ONSET of the loudest frame's), with the bass read from the lowest OPENING_BASS_OCTAVES (C1–B3).
 OPENING_SECONDS = 2.0

@@ -1,10 +1,12 @@
-"""The learned backbone: log-CQT → SKeyNet, one (2 + E + 2) × 12 pitch-class embedding per analysis window.
+"""The learned backbone: log-CQT → SKeyNet, one (2·(2 + E) + 2) × 12 pitch-class embedding per analysis window.
 
 Windows are pooled from one pass of the network over the whole track (it is fully convolutional), so
-overlapping windows cost nothing extra. The embedding's channels are the 24 key logits (major, minor),
-E learned feature channels and the track's two opening profiles (ml.backbones.logcqt.opening_profiles,
-the same in every window), each a 12-vector indexed by pitch class with C first: rolling it is what
-transposing the input spectrogram does to it (see ml.backbones.skey_net).
+overlapping windows cost nothing extra. The embedding's channels are the window's time mean of the
+network's 2 + E octave-summed output channels (the first two are the 24 key logits, major then minor),
+then their standard deviation over the window's frames, then the track's two opening profiles
+(ml.backbones.logcqt.opening_profiles, the same in every window); each is a 12-vector indexed by pitch
+class with C first: rolling it is what transposing the input spectrogram does to it (see
+ml.backbones.skey_net).
 """
 
 from __future__ import annotations
@@ -36,6 +38,18 @@ def default_checkpoint() -> Path:
     return Path(os.environ.get(SKEY_CHECKPOINT_ENV) or DEFAULT_CHECKPOINT)
 
 
+def window_statistics(frame_features: torch.Tensor) -> torch.Tensor:
+    """(C, 84, frames) of one window → (2C, 12): each channel summed over octaves, then its mean over
+    the frames (what SKeyNet.pool gives) and its standard deviation over them.
+
+    The spread tells a pitch class that sounds throughout (a drone, a held tonic) from one that comes
+    and goes with the same mean; adding it lifted devbench at 240 labels out of fold as well as on test
+    (docs/benchmarks.md).
+    """
+    by_pitch_class = frame_features.unflatten(1, (-1, N_PITCH_CLASSES)).sum(dim=1)  # (C, 12, frames)
+    return torch.cat([by_pitch_class.mean(dim=-1), by_pitch_class.std(dim=-1, correction=0)])
+
+
 class SKeyBackbone(Backbone):
     name = "skey"
     cyclic_transposition = True
@@ -57,7 +71,8 @@ class SKeyBackbone(Backbone):
         self._front_end = LogCQT().to(self._device).eval()
         self.window_seconds = window_seconds
         self.hop_seconds = hop_seconds
-        self.embedding_dim = self._model.config.embedding_dim + N_OPENING_PROFILES * N_PITCH_CLASSES
+        # time mean and time standard deviation of every channel, then the opening profiles
+        self.embedding_dim = 2 * self._model.config.embedding_dim + N_OPENING_PROFILES * N_PITCH_CLASSES
         self._weights_sha256 = weights_sha256(self._model)
 
     def fingerprint(self) -> str:
@@ -82,7 +97,7 @@ class SKeyBackbone(Backbone):
             starts.append(frames - window)
         with torch.inference_mode():
             pooled = torch.stack(
-                [SKeyNet.pool(frame_features[None, :, :, start : start + window])[0] for start in starts]
+                [window_statistics(frame_features[:, :, start : start + window]) for start in starts]
             )
         return pooled.reshape(len(starts), -1).float().cpu().numpy()
 

@@ -188,7 +188,7 @@ def test_backbone_embeddings_roll_with_transposition_and_fingerprint_follows_wei
     audio = np.random.default_rng(0).normal(0, 0.1, 16_000 * 20).astype(np.float32)
     embeddings = backbone.window_embeddings(audio)
     opening = N_OPENING_PROFILES * 12
-    assert embeddings.shape[1] == backbone.embedding_dim == TINY.embedding_dim + opening
+    assert embeddings.shape[1] == backbone.embedding_dim == 2 * TINY.embedding_dim + opening
     assert len(embeddings) >= 2
     # The opening profiles are the track's, the same in every window.
     np.testing.assert_array_equal(embeddings[0, -opening:], embeddings[-1, -opening:])
@@ -264,6 +264,26 @@ def test_the_front_end_matches_nnaudio_cqt1992v2_bin_for_bin():
     # ~1e-6 in magnitude, which log1p(100·x) magnifies to ~2e-4 in the quietest bins.
     difference = np.abs(ours.numpy() - torch.log1p(100 * reference).numpy())
     assert difference.max() < 1e-3 and difference.mean() < 1e-5
+
+
+def test_window_statistics_are_the_pooled_mean_then_the_spread_and_roll_with_the_input():
+    from ml.backbones.skey import window_statistics
+
+    features = torch.randn(5, 84, 9)
+    statistics = window_statistics(features)
+    assert statistics.shape == (10, 12)
+    torch.testing.assert_close(statistics[:5], SKeyNet.pool(features[None])[0])
+    octave_sums = features.reshape(5, 7, 12, 9).sum(dim=1)
+    torch.testing.assert_close(statistics[5:], octave_sums.std(dim=-1, correction=0))
+    # A channel that holds still has no spread; one that alternates between 0 and 2 has spread 1.
+    steady = window_statistics(torch.ones(1, 84, 6))
+    assert torch.equal(steady[1], torch.zeros(12))
+    alternating = torch.zeros(1, 84, 6)
+    alternating[0, 0, ::2] = 2.0
+    assert window_statistics(alternating)[1, 0].item() == pytest.approx(1.0)
+    # Transposing by k semitones rolls every statistic by k pitch classes, exactly.
+    rolled = window_statistics(torch.roll(features, 5, dims=1))
+    torch.testing.assert_close(rolled, torch.roll(statistics, 5, dims=1))
 
 
 @pytest.mark.parametrize("seconds", [1.0, 1.05, 1.5])
