@@ -206,3 +206,36 @@ def test_a_queued_training_whose_message_was_lost_is_sent_again_once_per_interva
     ModelVersion.objects.filter(pk=version.pk).update(created_at=timezone.now() - timedelta(minutes=20))
     assert trainings_requeue_lost() == 1 and sent == [dispatch.TRAINING]
     assert trainings_requeue_lost() == 0  # not again on every sweep while no worker takes it
+
+
+@pytest.mark.django_db(transaction=True)
+def test_an_upgrade_that_ships_another_default_head_lets_it_predict(tmp_path, monkeypatch):
+    """Regression: the default version pins the backbone fingerprint at its first use; after an upgrade
+    that changes the features and ships a matching head, the old pin refused the new head. setup_keyweb
+    now notices the shipped head changed (its metrics sidecar) and drops the pin and the old metrics."""
+    import io
+    import json
+
+    from django.core.management import call_command
+
+    from annotations.management.commands import setup_keyweb
+
+    head = tmp_path / "default_head_skey.pt"
+    head.write_bytes(b"weights")
+    head.with_suffix(".json").write_text(json.dumps({"weighted": 0.886}))
+    monkeypatch.setattr(setup_keyweb, "default_head_path", lambda backbone: head)
+    call_command("setup_keyweb", stdout=io.StringIO())
+    version = ModelVersion.objects.get(is_default=True)
+    ModelVersion.objects.filter(pk=version.pk).update(backbone_fingerprint="skey:features2:old")
+
+    call_command("setup_keyweb", stdout=io.StringIO())  # same release: the pin stays
+    version.refresh_from_db()
+    assert version.backbone_fingerprint == "skey:features2:old" and version.metrics == {"weighted": 0.886}
+
+    head.with_suffix(".json").write_text(json.dumps({"weighted": 0.890}))  # the upgrade
+    out = io.StringIO()
+    call_command("setup_keyweb", stdout=out)
+    version.refresh_from_db()
+    assert version.backbone_fingerprint == "" and version.metrics == {"weighted": 0.890}
+    assert "shipped head changed" in out.getvalue()
+    assert ModelVersion.objects.filter(is_default=True).count() == 1 and version.is_active

@@ -86,6 +86,14 @@ class Command(BaseCommand):
             if version.weights_path != str(head):  # the checkout moved
                 version.weights_path = str(head)
                 version.save(update_fields=["weights_path"])
+            metrics = _default_head_metrics(head)
+            if not created and metrics and version.metrics != metrics:
+                # An upgrade shipped another head (its sidecar's metrics changed): it is made for today's
+                # shipped backbone, so the fingerprint pinned at the old head's first use no longer holds.
+                version.metrics = metrics
+                version.backbone_fingerprint = ""
+                version.save(update_fields=["metrics", "backbone_fingerprint"])
+                self.stdout.write(f"default model: the shipped head changed; #{version.pk} follows it")
             active = ModelVersion.objects.filter(is_active=True).first()
             # The shipped head of today's backbone predicts until a trained version wins; a shipped head of
             # another backbone (an upgrade changed the default) gives way to it.
