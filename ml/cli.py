@@ -127,6 +127,7 @@ def _without_confusion(result: dict) -> dict:
 
 
 def run_evaluate(args: argparse.Namespace) -> int:
+    from ml.cache import backbone_fingerprint
     from ml.heads import save_head
     from ml.training import train_key_model
 
@@ -178,10 +179,10 @@ def run_evaluate(args: argparse.Namespace) -> int:
         },
         "cache": {"hits": train_hits + test_hits, "lookups": lookups},
     }
-    if args.save_head:
-        save_head(
-            args.save_head, head=model.head, config=model.config, metrics=_without_confusion(result), extra={}
-        )
+    if args.save_head:  # it records the embeddings it was trained on, so a loader can refuse others
+        summary = _without_confusion(result)
+        extra = {"backbone_fingerprint": backbone_fingerprint(backbone)}
+        save_head(args.save_head, head=model.head, config=model.config, metrics=summary, extra=extra)
     if args.out:
         json_write_atomic(args.out, result)
     print(json.dumps(_without_confusion(result), indent=2))
@@ -310,6 +311,7 @@ def _synthetic_split(out_dir: Path, *, n_tracks: int, seed: int, duration_range:
 
 
 def run_train_default_head(args: argparse.Namespace) -> int:
+    from ml.cache import backbone_fingerprint
     from ml.heads import HeadConfig, save_head
     from ml.training import Candidate, TrainConfig, train_key_model
 
@@ -378,6 +380,7 @@ def run_train_default_head(args: argparse.Namespace) -> int:
         },
     }
     extra = {
+        "backbone_fingerprint": backbone_fingerprint(backbone),
         "command": "python -m ml " + shlex.join(args.argv),
         "seed": args.seed,
         "difficulties": list(DEFAULT_HEAD_DIFFICULTIES),
@@ -412,9 +415,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     evaluate.add_argument("--time-budget", type=float, default=TIME_BUDGET_S, help="seconds to search")
     evaluate.add_argument("--seed", type=int, default=0)
-    evaluate.add_argument(
-        "--out", type=Path, help="also write the metrics (with the confusion matrix) as JSON here"
-    )
+    evaluate.add_argument("--out", type=Path, help="also write the metrics (and confusion matrix) as JSON")
     evaluate.add_argument("--save-head", type=Path, help="write the trained head checkpoint here")
     evaluate.add_argument(
         "--cache-dir",
@@ -432,9 +433,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     predict = commands.add_parser("predict", help="print the key of audio files")
     predict.add_argument("files", nargs="+", type=Path, metavar="FILE")
-    predict.add_argument(
-        "--head", type=Path, help="head checkpoint (default: the shipped head of the backbone)"
-    )
+    predict.add_argument("--head", type=Path, help="head checkpoint (default: the backbone's shipped head)")
     predict.add_argument(
         "--backbone",
         help="backbone whose shipped head to use (default: ml.backbones.default_backbone_name())",
@@ -442,9 +441,7 @@ def build_parser() -> argparse.ArgumentParser:
     predict.add_argument("--top", type=int, default=3, help="also show the next K-1 keys (default 3)")
     predict.add_argument("--json", action="store_true", help="print JSON instead of one line per file")
     predict.add_argument("--cache-dir", type=Path, help="cache embeddings here (default: no cache)")
-    predict.add_argument(
-        "--workers", type=int, help="processes for decoding and analysis (default: CPU count)"
-    )
+    predict.add_argument("--workers", type=int, help="decoding and analysis processes (default: CPU count)")
     predict.set_defaults(handler=run_predict)
 
     commands.add_parser(

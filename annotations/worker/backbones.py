@@ -61,8 +61,10 @@ def embedding_path(*, content_hash: str, fingerprint: str, semitones: int = 0) -
 def head_for(version: ModelVersion) -> LoadedHead:
     """The version's head, loaded once per file version, after checking it fits today's backbone.
 
-    A version records the fingerprint it was trained on; the shipped head records it in its file. A
-    version with none yet (the shipped head before its first use) gets the file's, or today's.
+    A trained version records the fingerprint it was trained on. The shipped head records it in its
+    file, and for the default version the file is the authority: an upgrade that ships another head with
+    other features replaces the pin set at the old head's first use. A version with no fingerprint at all
+    (a shipped head from before files recorded one) takes today's at its first use.
     """
     path = Path(version.weights_path)
     if not path.is_absolute():
@@ -73,11 +75,13 @@ def head_for(version: ModelVersion) -> LoadedHead:
         _heads[cache_key] = load_head(path)
     loaded = _heads[cache_key]
     current = fingerprint_for(version.backbone, version.backbone_checkpoint)
-    trained_on = version.backbone_fingerprint or (loaded.extra or {}).get("backbone_fingerprint") or current
-    if not version.backbone_fingerprint:
-        ModelVersion.objects.filter(pk=version.pk, backbone_fingerprint="").update(
-            backbone_fingerprint=trained_on
-        )
+    recorded = str((loaded.extra or {}).get("backbone_fingerprint") or "")
+    if version.is_default and recorded:
+        trained_on = recorded
+    else:
+        trained_on = version.backbone_fingerprint or recorded or current
+    if version.backbone_fingerprint != trained_on:
+        ModelVersion.objects.filter(pk=version.pk).update(backbone_fingerprint=trained_on)
         version.backbone_fingerprint = trained_on
     if trained_on != current:
         raise FingerprintMismatch(

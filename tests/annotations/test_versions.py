@@ -239,3 +239,55 @@ def test_an_upgrade_that_ships_another_default_head_lets_it_predict(tmp_path, mo
     assert version.backbone_fingerprint == "" and version.metrics == {"weighted": 0.890}
     assert "shipped head changed" in out.getvalue()
     assert ModelVersion.objects.filter(is_default=True).count() == 1 and version.is_active
+
+
+def _saved_head(path, *, fingerprint: str | None):
+    from ml.heads import HeadConfig, KeyHead, save_head
+
+    config = HeadConfig(backbone="pitch_class", input_dim=12, hidden_layers=0)
+    extra = {"backbone_fingerprint": fingerprint} if fingerprint else {}
+    return save_head(path, head=KeyHead(config=config), config=config, metrics=None, extra=extra)
+
+
+@pytest.mark.django_db
+def test_the_default_head_follows_its_file_and_a_trained_head_its_pin(tmp_path):
+    """The shipped head's file says which embeddings it was made for: it replaces a pin left by an older
+    release. A trained version keeps its own pin, and embeddings it was not trained on are refused."""
+    from annotations.worker.backbones import FingerprintMismatch, fingerprint_for, head_for
+
+    today = fingerprint_for("pitch_class")
+    shipped = ModelVersion.objects.create(
+        name="default (pitch_class)",
+        backbone="pitch_class",
+        is_default=True,
+        weights_path=str(_saved_head(tmp_path / "shipped.pt", fingerprint=today)),
+        backbone_fingerprint="pitch_class-from-an-older-release",
+    )
+    assert head_for(shipped).config.input_dim == 12
+    shipped.refresh_from_db()
+    assert shipped.backbone_fingerprint == today
+
+    old_default = ModelVersion.objects.create(
+        name="old default",
+        backbone="pitch_class",
+        weights_path=str(_saved_head(tmp_path / "unrecorded.pt", fingerprint=None)),
+    )
+    head_for(old_default)  # a file that records nothing: today's features, pinned at first use
+    old_default.refresh_from_db()
+    assert old_default.backbone_fingerprint == today
+
+    trained = ModelVersion.objects.create(
+        name="trained",
+        backbone="pitch_class",
+        weights_path=str(_saved_head(tmp_path / "trained.pt", fingerprint=today)),
+        backbone_fingerprint="pitch_class-other-features",
+    )
+    with pytest.raises(FingerprintMismatch, match="retrain"):
+        head_for(trained)
+    mismatched = ModelVersion.objects.create(
+        name="a head made for other weights",
+        backbone="pitch_class",
+        weights_path=str(_saved_head(tmp_path / "other.pt", fingerprint="pitch_class-other-weights")),
+    )
+    with pytest.raises(FingerprintMismatch):
+        head_for(mismatched)

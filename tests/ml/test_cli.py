@@ -80,6 +80,13 @@ def test_evaluate_end_to_end_and_the_second_run_hits_the_cache(dataset, tmp_path
     assert again["cache"] == {"hits": 30, "lookups": 30}
     assert again["timing"]["embedding_s"] < printed["timing"]["embedding_s"]
 
+    # The saved head records the embeddings it was trained on, so the worker can refuse others.
+    from ml.backbones import get_backbone
+    from ml.heads import load_head
+
+    recorded = load_head(tmp_path / "head.pt").extra["backbone_fingerprint"]
+    assert recorded == backbone_fingerprint(get_backbone("pitch_class"))
+
     # The saved head predicts in-process too, and the training tracks' keys come out in both notations.
     paths = sorted(str(p) for p in (dataset / "test").glob("*.wav"))[:2]
     assert main(["predict", *paths, "--head", str(tmp_path / "head.pt"), "--json"]) == 0

@@ -210,3 +210,15 @@ def test_checkpoints_written_before_ensembles_still_load(tmp_path):
     assert isinstance(loaded.head, KeyHead) and loaded.config.members == []
     tracks = [windows(4)]
     np.testing.assert_array_equal(predict_tracks(loaded.head, tracks), predict_tracks(head, tracks))
+
+
+@pytest.mark.parametrize("backbone_name", ["skey", "pitch_class"])
+def test_each_shipped_head_records_the_fingerprint_of_the_shipped_backbone(backbone_name):
+    """The worker trusts a shipped head's file over a pin from an older release (annotations.worker.
+    backbones.head_for), so a head retrained for other features must say which ones it was made for."""
+    from ml.backbones import get_backbone
+    from ml.cache import backbone_fingerprint
+    from ml.cli import default_head_path
+
+    recorded = load_head(default_head_path(backbone_name)).extra.get("backbone_fingerprint")
+    assert recorded == backbone_fingerprint(get_backbone(backbone_name))
