@@ -241,12 +241,22 @@ def test_an_upgrade_that_ships_another_default_head_lets_it_predict(tmp_path, mo
     assert ModelVersion.objects.filter(is_default=True).count() == 1 and version.is_active
 
 
-def _saved_head(path, *, fingerprint: str | None):
+def _version(tmp_path, name: str, *, recorded: str | None, pin: str = "", is_default: bool = False):
+    """A version whose head file records `recorded` (None: nothing) and whose row pins `pin`."""
     from ml.heads import HeadConfig, KeyHead, save_head
 
     config = HeadConfig(backbone="pitch_class", input_dim=12, hidden_layers=0)
-    extra = {"backbone_fingerprint": fingerprint} if fingerprint else {}
-    return save_head(path, head=KeyHead(config=config), config=config, metrics=None, extra=extra)
+    extra = {"backbone_fingerprint": recorded} if recorded else {}
+    path = save_head(
+        tmp_path / f"{name}.pt", head=KeyHead(config=config), config=config, metrics=None, extra=extra
+    )
+    return ModelVersion.objects.create(
+        name=name,
+        backbone="pitch_class",
+        is_default=is_default,
+        weights_path=str(path),
+        backbone_fingerprint=pin,
+    )
 
 
 @pytest.mark.django_db
@@ -256,38 +266,21 @@ def test_the_default_head_follows_its_file_and_a_trained_head_its_pin(tmp_path):
     from annotations.worker.backbones import FingerprintMismatch, fingerprint_for, head_for
 
     today = fingerprint_for("pitch_class")
-    shipped = ModelVersion.objects.create(
-        name="default (pitch_class)",
-        backbone="pitch_class",
-        is_default=True,
-        weights_path=str(_saved_head(tmp_path / "shipped.pt", fingerprint=today)),
-        backbone_fingerprint="pitch_class-from-an-older-release",
+    shipped = _version(
+        tmp_path, "shipped", recorded=today, pin="pitch_class-from-an-older-release", is_default=True
     )
     assert head_for(shipped).config.input_dim == 12
     shipped.refresh_from_db()
     assert shipped.backbone_fingerprint == today
 
-    old_default = ModelVersion.objects.create(
-        name="old default",
-        backbone="pitch_class",
-        weights_path=str(_saved_head(tmp_path / "unrecorded.pt", fingerprint=None)),
-    )
-    head_for(old_default)  # a file that records nothing: today's features, pinned at first use
-    old_default.refresh_from_db()
-    assert old_default.backbone_fingerprint == today
+    unrecorded = _version(tmp_path, "unrecorded", recorded=None)
+    head_for(unrecorded)  # a file that records nothing: today's features, pinned at first use
+    unrecorded.refresh_from_db()
+    assert unrecorded.backbone_fingerprint == today
 
-    trained = ModelVersion.objects.create(
-        name="trained",
-        backbone="pitch_class",
-        weights_path=str(_saved_head(tmp_path / "trained.pt", fingerprint=today)),
-        backbone_fingerprint="pitch_class-other-features",
-    )
+    trained = _version(tmp_path, "trained", recorded=today, pin="pitch_class-other-features")
     with pytest.raises(FingerprintMismatch, match="retrain"):
         head_for(trained)
-    mismatched = ModelVersion.objects.create(
-        name="a head made for other weights",
-        backbone="pitch_class",
-        weights_path=str(_saved_head(tmp_path / "other.pt", fingerprint="pitch_class-other-weights")),
-    )
+    other_weights = _version(tmp_path, "other-weights", recorded="pitch_class-other-weights")
     with pytest.raises(FingerprintMismatch):
-        head_for(mismatched)
+        head_for(other_weights)
