@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import math
 import os
+from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -55,7 +56,9 @@ class HeadConfig:
 
     def describe(self) -> str:
         if self.members:
-            return "mean of " + " + ".join(member.describe() for member in self.member_configs())
+            # Several seeds of one architecture are one term with their count: "1x256 dropout 0.5 ×3".
+            counts = Counter(member.describe() for member in self.member_configs())
+            return "mean of " + " + ".join(f"{name} ×{n}" if n > 1 else name for name, n in counts.items())
         if self.hidden_layers == 0:
             return "linear"
         return f"{self.hidden_layers}x{self.hidden_dim} dropout {self.dropout}"

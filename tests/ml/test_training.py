@@ -17,6 +17,7 @@ from ml.heads import (
 from ml.keys import ALL_KEYS, Key, Mode
 from ml.metrics import key_metrics, negative_log_likelihood
 from ml.training import (
+    SEEDS_PER_MEMBER,
     Candidate,
     CrossValidation,
     Scored,
@@ -239,11 +240,20 @@ def test_train_key_model_selects_by_cross_validation_and_calibrates_out_of_fold(
     # Out-of-fold: every label was predicted once by a head that did not see it.
     assert validation["n"] == len(examples) and validation["folds"] == 5
     assert len(model.trials) == 2
-    # Both candidates finished well inside the budget, so the model is their ensemble, best first.
+    # Both candidates finished well inside the budget, so the model is their ensemble, best first, each
+    # trained on all labels with SEEDS_PER_MEMBER seeds.
     best = max(model.trials, key=lambda trial: (trial["weighted"], -trial["nll"]))
-    assert isinstance(model.head, HeadEnsemble) and len(model.config.members) == 2
-    assert model.config.describe().startswith("mean of " + best["config"].split(" lr ")[0])
-    assert all(trial["in_ensemble"] for trial in model.trials)
+    assert isinstance(model.head, HeadEnsemble) and len(model.config.members) == 2 * SEEDS_PER_MEMBER
+    best_name = best["config"].split(" lr ")[0]
+    assert model.config.describe().startswith(f"mean of {best_name} ×{SEEDS_PER_MEMBER} + ")
+    assert all(trial["in_ensemble"] and trial["seeds"] == SEEDS_PER_MEMBER for trial in model.trials)
+    # The seeds differ: no two copies of a member have the same weights.
+    first, again = model.head.members[0], model.head.members[2]
+    assert first.config.shape() == again.config.shape()
+    assert any(
+        not torch.equal(a, b)
+        for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True)
+    )
     assert validation["nll_after"] <= validation["nll_before"] + 1e-9
     assert 0.0 <= model.ece_after <= 1.0 and model.ece_before is not None
     assert model.config.temperature == validation["temperature"]
@@ -256,6 +266,22 @@ def test_train_key_model_selects_by_cross_validation_and_calibrates_out_of_fold(
         apply_temperature(np.exp(track_log_probabilities(model.head, tracks)), model.config.temperature),
         atol=1e-6,
     )
+
+
+def test_extra_seeds_are_trained_only_while_a_whole_round_fits_the_budget():
+    examples = cyclic_examples(ALL_KEYS * 2, seed=8, noise=3.0)
+    candidates = [
+        Candidate(head=HeadConfig(backbone="test", input_dim=36, hidden_dim=h), train=TrainConfig(epochs=8))
+        for h in (64, 128)
+    ]
+    # The budget is gone before selection ends: the winner is still trained on all labels once, and no
+    # second round starts after the deadline.
+    model = train_key_model(
+        train=examples, backbone_name="test", cyclic=True, time_budget_s=0.01, seed=0, candidates=candidates
+    )
+    in_ensemble = [trial for trial in model.trials if trial.get("in_ensemble")]
+    assert len(in_ensemble) == 1 and in_ensemble[0]["seeds"] == 1
+    assert not isinstance(model.head, HeadEnsemble)
 
 
 def test_train_key_model_with_a_given_validation_set_uses_it():
