@@ -48,3 +48,38 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
             low = a
     refined = (low + high) / 2
     return float(math.exp(refined if objective(refined) <= values[best] else grid[best]))
+
+
+def fit_temperature_to_accuracy(logits: np.ndarray, labels: np.ndarray) -> float:
+    """The temperature T at which the mean top confidence of softmax(logits / T) equals the top-1
+    accuracy, smoothed as (right + 1) / (n + 2) so that a small all-right set does not push T to its
+    floor.
+
+    For out-of-fold predictions this calibrates better than `fit_temperature`: NLL hedges against the
+    confident mistakes that label noise and relative-key ambiguity cause, and the heads trained on all
+    labels are right more often than the fold heads were, so the NLL temperature left the shipped heads
+    ~0.04 underconfident. In nested cross-validation on devbench train this one lowered their held-out
+    ECE from 0.056 to 0.034 and their NLL from 0.371 to 0.366 (docs/benchmarks.md). The argmax never
+    changes.
+    """
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if logits.ndim != 2 or len(logits) != len(labels):
+        raise ValueError(f"logits {logits.shape} and labels {labels.shape} do not match")
+    if len(labels) == 0:
+        return 1.0
+    right = int((logits.argmax(axis=1) == labels).sum())
+    target = (right + 1) / (len(labels) + 2)
+
+    def mean_confidence(log_t: float) -> float:
+        return float(softmax(logits / math.exp(log_t)).max(axis=1).mean())
+
+    # The top softmax probability falls as T rises, so bisect on log T within the allowed range.
+    low, high = math.log(TEMPERATURE_RANGE[0]), math.log(TEMPERATURE_RANGE[1])
+    for _ in range(50):
+        middle = (low + high) / 2
+        if mean_confidence(middle) > target:
+            low = middle
+        else:
+            high = middle
+    return float(math.exp((low + high) / 2))

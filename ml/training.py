@@ -11,7 +11,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from ml.augmentation import TrainingExample, roll_pitch_classes, transposed_views
-from ml.calibration import fit_temperature
+from ml.calibration import fit_temperature, fit_temperature_to_accuracy
 from ml.candidates import (
     Candidate,
     TrainConfig,
@@ -414,7 +414,8 @@ def train_key_model(
     labels = np.array([example.key.index for example in train])
     members = ensemble_members(selected, folds=folds, seconds_left=deadline - time.monotonic())
     out_of_fold = mean_log_probabilities([member.out_of_fold for member in members])
-    temperature = fit_temperature(out_of_fold, labels)
+    # Top-1 confidence matched to out-of-fold accuracy, not NLL: see fit_temperature_to_accuracy.
+    temperature = fit_temperature_to_accuracy(out_of_fold, labels)
     heads: list[KeyHead] = []
     round_seconds = 0.0
     for round_number in range(SEEDS_PER_MEMBER):
