@@ -16,6 +16,14 @@ TEMPERATURE_RANGE = (0.05, 20.0)
 LOG_TEMPERATURE_PRIOR = 1.0
 
 
+def _checked(logits: np.ndarray, labels: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    logits = np.asarray(logits, dtype=np.float64)
+    labels = np.asarray(labels, dtype=np.int64)
+    if logits.ndim != 2 or len(logits) != len(labels):
+        raise ValueError(f"logits {logits.shape} and labels {labels.shape} do not match")
+    return logits, labels
+
+
 def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     """The temperature T minimising held-out NLL of softmax(logits / T) plus a weak prior on log T.
 
@@ -23,10 +31,7 @@ def fit_temperature(logits: np.ndarray, labels: np.ndarray) -> float:
     divides by T). A log-spaced grid that contains 1.0 is refined by golden-section search on log T;
     since the prior is zero at T = 1, the NLL at the result is never worse than uncalibrated.
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    if logits.ndim != 2 or len(logits) != len(labels):
-        raise ValueError(f"logits {logits.shape} and labels {labels.shape} do not match")
+    logits, labels = _checked(logits, labels)
     if len(labels) == 0:
         return 1.0
     prior_weight = 1.0 / (2 * LOG_TEMPERATURE_PRIOR**2 * len(labels))
@@ -62,10 +67,7 @@ def fit_temperature_to_accuracy(logits: np.ndarray, labels: np.ndarray) -> float
     ECE from 0.056 to 0.034 and their NLL from 0.371 to 0.366 (docs/benchmarks.md). The argmax never
     changes.
     """
-    logits = np.asarray(logits, dtype=np.float64)
-    labels = np.asarray(labels, dtype=np.int64)
-    if logits.ndim != 2 or len(logits) != len(labels):
-        raise ValueError(f"logits {logits.shape} and labels {labels.shape} do not match")
+    logits, labels = _checked(logits, labels)
     if len(labels) == 0:
         return 1.0
     right = int((logits.argmax(axis=1) == labels).sum())

@@ -165,12 +165,18 @@ def test_dimension_mismatch_is_refused():
 # --- calibration ----------------------------------------------------------------------------------------
 
 
-def test_temperature_fitting_lowers_nll_on_an_overconfident_toy_set():
-    rng = np.random.default_rng(0)
+def overconfident_toy_set(seed: int) -> tuple[np.ndarray, np.ndarray]:
+    """300 tracks, 70 % right and ~100 % sure of every answer: (logits, labels)."""
+    rng = np.random.default_rng(seed)
     labels = rng.integers(0, 24, size=300)
     predicted = np.where(rng.random(300) < 0.7, labels, (labels + 5) % 24)
     logits = np.zeros((300, 24))
-    logits[np.arange(300), predicted] = 12.0  # 70 % right, ~100 % sure
+    logits[np.arange(300), predicted] = 12.0
+    return logits, labels
+
+
+def test_temperature_fitting_lowers_nll_on_an_overconfident_toy_set():
+    logits, labels = overconfident_toy_set(0)
     temperature = fit_temperature(logits, labels)
     assert temperature > 1.5
     before = negative_log_likelihood(softmax(logits), labels)
@@ -224,11 +230,8 @@ def test_search_within_a_time_budget_keeps_the_best_trial():
 
 
 def test_accuracy_temperature_matches_confidence_to_accuracy_both_ways():
+    overconfident, labels = overconfident_toy_set(2)
     rng = np.random.default_rng(2)
-    labels = rng.integers(0, 24, size=300)
-    predicted = np.where(rng.random(300) < 0.7, labels, (labels + 5) % 24)
-    overconfident = np.zeros((300, 24))
-    overconfident[np.arange(300), predicted] = 12.0  # 70 % right, ~100 % sure
     underconfident = rng.normal(0, 0.3, size=(300, 24))
     underconfident[np.arange(300), labels] += 1.0  # always right, but timid
     for logits, softer in ((overconfident, True), (underconfident, False)):
