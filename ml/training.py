@@ -314,6 +314,8 @@ def _calibrated_metrics(log_probabilities: np.ndarray, keys: Sequence[Key], temp
     metrics["nll_after"] = metrics.pop("nll")
     metrics["nll_before"] = negative_log_likelihood(before, labels)
     metrics["ece_before"] = expected_calibration_error(before, labels)
+    # Beside `correct`, so a report shows whether the confidences mean what they say.
+    metrics["mean_confidence"] = float(after.max(axis=1).mean())
     metrics["temperature"] = float(temperature)
     return metrics
 

@@ -281,6 +281,9 @@ def test_train_key_model_selects_by_cross_validation_and_calibrates_out_of_fold(
         not torch.equal(a, b)
         for a, b in zip(first.state_dict().values(), again.state_dict().values(), strict=True)
     )
+    # The temperature makes the out-of-fold mean confidence their (smoothed) accuracy.
+    right = round(validation["correct"] * validation["n"])
+    assert validation["mean_confidence"] == pytest.approx((right + 1) / (validation["n"] + 2), abs=1e-4)
     assert 0.0 <= model.ece_after <= 1.0 and model.ece_before is not None
     assert model.config.temperature == validation["temperature"]
     # The final head is trained on every label, so it fits the training set at least as well as the folds.
