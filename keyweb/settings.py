@@ -201,7 +201,7 @@ KEYWEB = {
     "RETRAIN_MIN_NEW_LABELS": int(env_number("KEYWEB_RETRAIN_MIN_NEW_LABELS", 20, int)),
     "RETRAIN_CHECK_SECONDS": int(env_number("KEYWEB_RETRAIN_CHECK_SECONDS", 300, int)),
     "ACTIVATION_TOLERANCE": env_number("KEYWEB_ACTIVATION_TOLERANCE", 0.01),
-    "TRAINING_TIME_BUDGET_S": env_number("KEYWEB_TRAINING_TIME_BUDGET_S", 120),
+    "TRAINING_TIME_BUDGET_S": env_number("KEYWEB_TRAINING_TIME_BUDGET_S", 600),
     "DEMO_MODE": env_bool("KEYWEB_DEMO", default=False),
     # Faults (docs/operations.md): how long one publish may wait for the broker; when a claim whose worker
     # stopped renewing it (every STALE_AFTER_S / 8) is taken as abandoned; how often a track may be

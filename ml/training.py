@@ -247,6 +247,7 @@ def cross_validate(
                 seed=seed * 100 + fold,
                 device=device,
                 cyclic=cyclic,
+                progress=_part_of(progress, number + fold / folds, 1 / folds, len(candidates)),
                 deadline=deadline,
             )
             out_of_fold[held_out] = track_log_probabilities(
@@ -256,11 +257,18 @@ def cross_validate(
         cut_short = time.monotonic() > deadline
         trials.append(_trial(candidate, score, time.monotonic() - trial_started, cut_short))
         ran.append((score, Scored(candidate, out_of_fold, trials[-1])))
-        if progress:
-            progress((number + 1) / len(candidates))
     # Finished before cut short, then best (weighted score, then NLL) first.
     ran.sort(key=lambda item: (not item[1].trial["cut_short"], item[0]), reverse=True)
     return CrossValidation(ranked=[scored for _, scored in ran], trials=trials)
+
+
+def _part_of(progress: Progress | None, done: float, share: float, total: int) -> Progress | None:
+    """A train_head progress callback reporting into `progress` as part of `total` equal jobs, `done` of
+    which are behind it and `share` of one is this head: every epoch reports, so a long selection keeps
+    the worker's heartbeat (its progress) alive."""
+    if progress is None:
+        return None
+    return lambda fraction: progress(min((done + share * fraction) / total, 1.0))
 
 
 def ensemble_members(selected: CrossValidation, *, folds: int, seconds_left: float) -> list[Scored]:
@@ -419,13 +427,14 @@ def train_key_model(
     # Top-1 confidence matched to out-of-fold accuracy, not NLL: see fit_temperature_to_accuracy.
     temperature = fit_temperature_to_accuracy(out_of_fold, labels)
     heads: list[KeyHead] = []
-    round_seconds = 0.0
+    round_seconds, rounds = 0.0, 0
+    final = (lambda fraction: progress(0.9 + 0.1 * fraction)) if progress else None
     for round_number in range(SEEDS_PER_MEMBER):
         round_started = time.monotonic()
         # Another seed of every member only when a whole round fits, so the members keep equal weight.
         if round_number and round_started + round_seconds > deadline:
             break
-        for member in members:
+        for number, member in enumerate(members):
             member.trial["in_ensemble"] = True
             member.trial["seeds"] = round_number + 1
             heads.append(
@@ -436,16 +445,27 @@ def train_key_model(
                     seed=seed + SEED_STRIDE * round_number,
                     device=device,
                     cyclic=cyclic,
+                    progress=_part_of(
+                        final, round_number * len(members) + number, 1, SEEDS_PER_MEMBER * len(members)
+                    ),
                     deadline=max(deadline, time.monotonic() + 1.0),
                 )
             )
-        round_seconds = time.monotonic() - round_started
+        round_seconds, rounds = time.monotonic() - round_started, round_number + 1
     head = heads[0] if len(heads) == 1 else HeadEnsemble.of(heads)
     head.set_temperature(temperature)
     if progress:
         progress(1.0)
     metrics = _calibrated_metrics(out_of_fold, _keys(train), temperature)
     metrics["folds"] = folds
+    # The recipe is fixed — every candidate cross-validated and in the ensemble, SEEDS_PER_MEMBER seeds
+    # each — and the budget only caps it; a model the cap cut short says so (and may differ by machine).
+    metrics["cut_by_budget"] = not (
+        len(selected.finished) == len(candidates)
+        and len(members) == len(candidates)
+        and rounds == SEEDS_PER_MEMBER
+        and time.monotonic() <= deadline
+    )
     return TrainedModel(
         head,
         head.config,

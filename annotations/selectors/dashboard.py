@@ -42,6 +42,8 @@ def model_version_summary(version: ModelVersion) -> dict:
         # Why training did (or did not) make it the active version (services.model_versions).
         "activation_reason": (metrics.get("activation") or {}).get("reason"),
         "activated": (metrics.get("activation") or {}).get("activate"),
+        # The time budget left out candidates or seeds of the fixed recipe (ml.training.train_key_model).
+        "cut_by_budget": bool((metrics.get("validation") or {}).get("cut_by_budget")),
         "created_at": version.created_at.isoformat() if version.created_at else None,
         "trained_at": version.trained_at.isoformat() if version.trained_at else None,
     }

@@ -156,7 +156,7 @@ def test_csv_export_of_labeled_tracks(ada, labeled):
     }
 
 
-def test_learning_curve_and_confusion_come_from_version_metrics(db):
+def test_learning_curve_and_confusion_come_from_version_metrics(ada):
     confusion = [[0] * 24 for _ in range(24)]
     confusion[0][7] = 2
     versions = [
@@ -165,7 +165,12 @@ def test_learning_curve_and_confusion_come_from_version_metrics(db):
             backbone="pitch_class",
             status="ready",
             n_training_labels=10 * n,
-            metrics={"weighted": 0.5 + n / 10, "confusion": confusion, "ece": 0.1},
+            metrics={
+                "weighted": 0.5 + n / 10,
+                "confusion": confusion,
+                "ece": 0.1,
+                "validation": {"cut_by_budget": n == 2},
+            },
         )
         for n in (1, 2)
     ]
@@ -175,6 +180,10 @@ def test_learning_curve_and_confusion_come_from_version_metrics(db):
     assert dashboard_reads.model_version_confusion(versions[0])[0][7] == 2
     summary = dashboard_reads.model_version_summary(versions[1])
     assert summary["relations"]["correct"] is None and summary["ece"] == 0.1
+    assert summary["cut_by_budget"] is True
+    assert dashboard_reads.model_version_summary(versions[0])["cut_by_budget"] is False
+    # The dashboard tells the admin which version the budget cut short, and only that one.
+    assert ada.get(DASHBOARD).content.decode().count('data-testid="cut-by-budget"') == 1
     assert json.dumps(summary)  # the status endpoint serialises it
 
 

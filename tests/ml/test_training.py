@@ -274,6 +274,7 @@ def test_train_key_model_selects_by_cross_validation_and_calibrates_out_of_fold(
     best_name = best["config"].split(" lr ")[0]
     assert model.config.describe().startswith(f"mean of {best_name} ×{SEEDS_PER_MEMBER} + ")
     assert all(trial["in_ensemble"] and trial["seeds"] == SEEDS_PER_MEMBER for trial in model.trials)
+    assert validation["cut_by_budget"] is False
     # The seeds differ: no two copies of a member have the same weights.
     first, again = model.head.members[0], model.head.members[2]
     assert first.config.shape() == again.config.shape()
@@ -311,6 +312,40 @@ def test_extra_seeds_are_trained_only_while_a_whole_round_fits_the_budget():
     in_ensemble = [trial for trial in model.trials if trial.get("in_ensemble")]
     assert len(in_ensemble) == 1 and in_ensemble[0]["seeds"] == 1
     assert not isinstance(model.head, HeadEnsemble)
+    assert model.metrics_validation["cut_by_budget"] is True
+
+
+def test_within_its_budget_train_key_model_is_reproducible_and_reports_progress_throughout():
+    examples = cyclic_examples(ALL_KEYS * 2, seed=8, noise=3.0)
+    candidates = [
+        Candidate(head=HeadConfig(backbone="test", input_dim=36, hidden_dim=h), train=TrainConfig(epochs=4))
+        for h in (32, 64)
+    ]
+    runs = []
+    for _ in range(2):
+        fractions: list[float] = []
+        model = train_key_model(
+            train=examples,
+            backbone_name="test",
+            cyclic=True,
+            time_budget_s=60,
+            seed=3,
+            candidates=candidates,
+            progress=fractions.append,
+        )
+        runs.append((model, fractions))
+    (first, fractions), (again, _) = runs
+    # The whole recipe ran, so the same labels and seed give the same model, whatever the clock did.
+    assert first.metrics_validation["cut_by_budget"] is False
+    assert first.config.describe() == again.config.describe()
+    assert first.config.temperature == again.config.temperature
+    tracks = [example.window_embeddings for example in examples]
+    np.testing.assert_array_equal(predict_tracks(first.head, tracks), predict_tracks(again.head, tracks))
+    # Every epoch of every fold and final head reports (the worker's heartbeat), never going backwards.
+    heads = len(candidates) * 5 + len(candidates) * SEEDS_PER_MEMBER
+    assert len(fractions) >= heads * 4
+    assert fractions == sorted(fractions) and 0.0 < fractions[0] and fractions[-1] == 1.0
+    assert max(np.diff(fractions)) <= 0.1
 
 
 def test_train_key_model_with_a_given_validation_set_uses_it():
