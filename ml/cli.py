@@ -29,6 +29,9 @@ DEFAULT_HEAD_DIFFICULTIES = (0.0, 0.25, 0.5, 0.75)
 # Cap on a head training, s: the worker's default, so `evaluate` measures what it trains. The recipe is
 # fixed (ml.training.train_key_model); 240 labels need ~140 s of it on 2 CPU cores, ~800 fill the cap.
 TIME_BUDGET_S = 600.0
+# `ml predict` applies the head to runs of this many files, or of what arrived within this many seconds.
+PREDICT_BATCH_FILES = 16
+PREDICT_BATCH_S = 1.0
 
 
 class UsageError(Exception):
@@ -172,6 +175,9 @@ def run_evaluate(args: argparse.Namespace) -> int:
             "weighted": (model.metrics_validation or {}).get("weighted"),
             "ece_before": model.ece_before,
             "ece_after": model.ece_after,
+            "mean_confidence": (model.metrics_validation or {}).get("mean_confidence"),
+            # True when --time-budget left out candidates or seeds: then the model depends on the clock.
+            "cut_by_budget": (model.metrics_validation or {}).get("cut_by_budget"),
         },
         "trials": len(model.trials),
         "timing": {
@@ -225,6 +231,41 @@ def _usage_errors(embedded):
         raise UsageError(f"{error}: {error.__cause__ or 'see the log'}") from error
 
 
+def _batches(embedded, *, files: int, seconds: float):
+    """Runs of consecutive (embeddings, error) results: `files` of them, or fewer once `seconds` have
+    passed since the run's first arrived, so output keeps flowing while the head runs once per run."""
+    run, started = [], 0.0
+    for result in embedded:
+        if not run:
+            started = time.monotonic()
+        run.append(result)
+        if len(run) >= files or time.monotonic() - started >= seconds:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def _prediction(path: Path, probabilities: np.ndarray, top: int) -> dict:
+    ranked = np.argsort(probabilities)[::-1][:top]
+    alternatives = [
+        {
+            "key": Key.from_index(int(i)).mir_eval,
+            "camelot": Key.from_index(int(i)).camelot,
+            "probability": round(float(probabilities[i]), 4),
+        }
+        for i in ranked
+    ]
+    best = alternatives[0]
+    return {
+        "path": str(path),
+        "key": best["key"],
+        "camelot": best["camelot"],
+        "confidence": best["probability"],
+        "top": alternatives,
+    }
+
+
 def run_predict(args: argparse.Namespace) -> int:
     from ml.predict import Prefetch, embed_files, pooled
 
@@ -236,7 +277,7 @@ def run_predict(args: argparse.Namespace) -> int:
     finally:
         decoded = prefetch.finish()
     from ml.cache import embeddings_cached
-    from ml.heads import predict_windows
+    from ml.heads import predict_tracks
 
     if args.cache_dir:
         backbone = load_backbone(loaded.config.backbone)
@@ -256,34 +297,24 @@ def run_predict(args: argparse.Namespace) -> int:
             args.files, backbone_name=name, workers=workers, backbone=backbone, decoded=decoded
         )
     results, failures = [], 0
-    for path, (embeddings, error) in zip(args.files, _usage_errors(embedded), strict=True):
-        if error is not None:
-            failures += 1
-            print(f"error: {error}", file=sys.stderr)
-            results.append({"path": str(path), "error": error})
-            continue
-        probabilities = predict_windows(loaded.head, embeddings)
-        ranked = np.argsort(probabilities)[::-1][: args.top]
-        top = [
-            {
-                "key": Key.from_index(int(i)).mir_eval,
-                "camelot": Key.from_index(int(i)).camelot,
-                "probability": round(float(probabilities[i]), 4),
-            }
-            for i in ranked
-        ]
-        results.append(
-            {
-                "path": str(path),
-                **{name: top[0][name] for name in ("key", "camelot")},
-                "confidence": top[0]["probability"],
-                "top": top,
-            }
-        )
-        if not args.json:
-            alternatives = ", ".join(f"{entry['key']} {entry['probability']:.2f}" for entry in top[1:])
-            line = f"{path}\t{top[0]['key']}\t{top[0]['camelot']}\t{top[0]['probability']:.2f}"
-            print(line + (f"\t(then {alternatives})" if alternatives else ""))
+    paths = iter(args.files)
+    # The head runs once per run of files, not per file: a 12-member ensemble per file cost ~2 ms of this
+    # process's CPU, which the embedding workers need (docs/benchmarks.md).
+    for run in _batches(_usage_errors(embedded), files=PREDICT_BATCH_FILES, seconds=PREDICT_BATCH_S):
+        embedded_ok = [embeddings for embeddings, error in run if error is None]
+        probabilities = iter(predict_tracks(loaded.head, embedded_ok) if embedded_ok else [])
+        for (_, error), path in zip(run, paths, strict=False):
+            if error is not None:
+                failures += 1
+                print(f"error: {error}", file=sys.stderr)
+                results.append({"path": str(path), "error": error})
+                continue
+            result = _prediction(path, next(probabilities), args.top)
+            results.append(result)
+            if not args.json:
+                alternatives = ", ".join(f"{e['key']} {e['probability']:.2f}" for e in result["top"][1:])
+                line = f"{path}\t{result['key']}\t{result['camelot']}\t{result['confidence']:.2f}"
+                print(line + (f"\t(then {alternatives})" if alternatives else ""), flush=True)
     if args.json:
         print(json.dumps(results, indent=2))
     return EXIT_SOME_FAILED if failures else 0
@@ -415,7 +446,9 @@ def build_parser() -> argparse.ArgumentParser:
         "--backbone",
         help="pitch_class, skey or myna_vertical (default: ml.backbones.default_backbone_name())",
     )
-    evaluate.add_argument("--time-budget", type=float, default=TIME_BUDGET_S, help="seconds to search")
+    evaluate.add_argument(
+        "--time-budget", type=float, default=TIME_BUDGET_S, help="cap on head training, s (default 600)"
+    )
     evaluate.add_argument("--seed", type=int, default=0)
     evaluate.add_argument("--out", type=Path, help="also write the metrics (and confusion matrix) as JSON")
     evaluate.add_argument("--save-head", type=Path, help="write the trained head checkpoint here")
