@@ -29,9 +29,6 @@ DEFAULT_HEAD_DIFFICULTIES = (0.0, 0.25, 0.5, 0.75)
 # Cap on a head training, s: the worker's default, so `evaluate` measures what it trains. The recipe is
 # fixed (ml.training.train_key_model); 240 labels need ~140 s of it on 2 CPU cores, ~800 fill the cap.
 TIME_BUDGET_S = 600.0
-# `ml predict` applies the head to runs of this many files, or of what arrived within this many seconds.
-PREDICT_BATCH_FILES = 16
-PREDICT_BATCH_S = 1.0
 
 
 class UsageError(Exception):
@@ -231,43 +228,8 @@ def _usage_errors(embedded):
         raise UsageError(f"{error}: {error.__cause__ or 'see the log'}") from error
 
 
-def _batches(embedded, *, files: int, seconds: float):
-    """Runs of consecutive (embeddings, error) results: `files` of them, or fewer once `seconds` have
-    passed since the run's first arrived, so output keeps flowing while the head runs once per run."""
-    run, started = [], 0.0
-    for result in embedded:
-        if not run:
-            started = time.monotonic()
-        run.append(result)
-        if len(run) >= files or time.monotonic() - started >= seconds:
-            yield run
-            run = []
-    if run:
-        yield run
-
-
-def _prediction(path: Path, probabilities: np.ndarray, top: int) -> dict:
-    ranked = np.argsort(probabilities)[::-1][:top]
-    alternatives = [
-        {
-            "key": Key.from_index(int(i)).mir_eval,
-            "camelot": Key.from_index(int(i)).camelot,
-            "probability": round(float(probabilities[i]), 4),
-        }
-        for i in ranked
-    ]
-    best = alternatives[0]
-    return {
-        "path": str(path),
-        "key": best["key"],
-        "camelot": best["camelot"],
-        "confidence": best["probability"],
-        "top": alternatives,
-    }
-
-
 def run_predict(args: argparse.Namespace) -> int:
-    from ml.predict import Prefetch, embed_files, pooled
+    from ml.predict import Prefetch, embed_files, pooled, prediction, result_runs
 
     if args.top < 1:
         raise UsageError("--top must be at least 1")
@@ -298,9 +260,9 @@ def run_predict(args: argparse.Namespace) -> int:
         )
     results, failures = [], 0
     paths = iter(args.files)
-    # The head runs once per run of files, not per file: a 12-member ensemble per file cost ~2 ms of this
-    # process's CPU, which the embedding workers need (docs/benchmarks.md).
-    for run in _batches(_usage_errors(embedded), files=PREDICT_BATCH_FILES, seconds=PREDICT_BATCH_S):
+    # The head runs once per run of files, not per file: its many small torch calls per file in this
+    # process slowed the embedding workers by ~1 s per 100 files (docs/benchmarks.md, "Speed").
+    for run in result_runs(_usage_errors(embedded)):
         embedded_ok = [embeddings for embeddings, error in run if error is None]
         probabilities = iter(predict_tracks(loaded.head, embedded_ok) if embedded_ok else [])
         for (_, error), path in zip(run, paths, strict=False):
@@ -309,7 +271,7 @@ def run_predict(args: argparse.Namespace) -> int:
                 print(f"error: {error}", file=sys.stderr)
                 results.append({"path": str(path), "error": error})
                 continue
-            result = _prediction(path, next(probabilities), args.top)
+            result = prediction(path, next(probabilities), args.top)
             results.append(result)
             if not args.json:
                 alternatives = ", ".join(f"{e['key']} {e['probability']:.2f}" for e in result["top"][1:])

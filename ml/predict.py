@@ -1,4 +1,5 @@
-"""Window embeddings of many audio files for `python -m ml predict`, in a pool of worker processes.
+"""Window embeddings of many audio files for `python -m ml predict`, in a pool of worker processes, and
+what it reports per file.
 
 Decoding, resampling and the backbone's analysis are per file and CPU-bound, so on a multi-core
 machine one single-threaded process per core beats one process with a multi-threaded torch.
@@ -15,7 +16,8 @@ import multiprocessing
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator, Sequence
+import time
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
 from pathlib import Path
@@ -23,11 +25,15 @@ from pathlib import Path
 import numpy as np
 
 from ml.audio import AudioDecodeError, load_audio
+from ml.keys import Key
 
 # Below this many files, starting worker processes (each imports torch) costs more than it saves.
 MIN_FILES_FOR_POOL = 8
 # Prefetched audio is held until the pool has forked; 16 kHz mono float32 is 3.8 MB per minute.
 PREFETCH_MAX_BYTES = 512 * 2**20
+# `ml predict` applies the head to runs of this many files, or of what arrived within this many seconds.
+PREDICT_BATCH_FILES = 16
+PREDICT_BATCH_S = 1.0
 _worker_backbone = None
 # Audio decoded by Prefetch, by position in the file list; inherited by forked workers.
 _prefetched: dict[int, np.ndarray] = {}
@@ -180,3 +186,44 @@ def pooled(paths: Sequence, *, backbone_name: str, workers: int | None = None) -
     workers = workers or os.cpu_count() or 1
     # Myna is GPU-bound and its weights are large: it stays in one process.
     return workers > 1 and len(paths) >= MIN_FILES_FOR_POOL and backbone_name != "myna_vertical"
+
+
+def result_runs(
+    embedded: Iterable[tuple[np.ndarray | None, str | None]],
+    *,
+    files: int = PREDICT_BATCH_FILES,
+    seconds: float = PREDICT_BATCH_S,
+) -> Iterator[list[tuple[np.ndarray | None, str | None]]]:
+    """Runs of consecutive (embeddings, error) results: `files` of them, or fewer when one arrives
+    `seconds` or more after the run's first, so output keeps flowing while the head runs once per run."""
+    run, started = [], 0.0
+    for result in embedded:
+        if not run:
+            started = time.monotonic()
+        run.append(result)
+        if len(run) >= files or time.monotonic() - started >= seconds:
+            yield run
+            run = []
+    if run:
+        yield run
+
+
+def prediction(path: str | os.PathLike, probabilities: np.ndarray, top: int) -> dict:
+    """What `ml predict` reports for one file: its most likely key and the `top` best, both notations."""
+    ranked = np.argsort(probabilities)[::-1][:top]
+    alternatives = [
+        {
+            "key": Key.from_index(int(i)).mir_eval,
+            "camelot": Key.from_index(int(i)).camelot,
+            "probability": round(float(probabilities[i]), 4),
+        }
+        for i in ranked
+    ]
+    best = alternatives[0]
+    return {
+        "path": str(path),
+        "key": best["key"],
+        "camelot": best["camelot"],
+        "confidence": best["probability"],
+        "top": alternatives,
+    }

@@ -13,7 +13,7 @@ import pytest
 
 from ml.backbones.base import Backbone
 from ml.cache import backbone_fingerprint, cache_path, default_cache_dir, embeddings_cached, file_sha256
-from ml.cli import _batches, default_head_path, main
+from ml.cli import default_head_path, main
 
 ROOT = Path(__file__).resolve().parents[2]
 synth = pytest.importorskip("ml.synth")
@@ -93,16 +93,6 @@ def test_evaluate_end_to_end_and_the_second_run_hits_the_cache(dataset, tmp_path
     # The saved head predicts in-process too, and the training tracks' keys come out in both notations.
     paths = sorted(str(p) for p in (dataset / "test").glob("*.wav"))[:2]
     assert main(["predict", *paths, "--head", str(tmp_path / "head.pt"), "--json"]) == 0
-
-
-def test_predict_applies_the_head_to_runs_of_files_cut_by_count_or_by_time():
-    results = [(np.zeros((1, 4)), None), (None, "bad"), (np.ones((1, 4)), None), (None, "worse"), (None, "x")]
-    by_count = list(_batches(iter(results), files=2, seconds=3600))
-    assert [len(run) for run in by_count] == [2, 2, 1]
-    assert [item for run in by_count for item in run] == results  # nothing lost, order kept
-    # A run is also cut once its first file has waited `seconds`: here at once, so one file per run.
-    assert [len(run) for run in _batches(iter(results), files=16, seconds=0)] == [1] * 5
-    assert list(_batches(iter([]), files=16, seconds=1)) == []
 
 
 def test_predict_with_a_corrupt_file_among_good_ones(dataset, tmp_path):

@@ -9,7 +9,7 @@ from ml.backbones import get_backbone
 from ml.backbones.skey_net import load_model
 from ml.cli import main
 from ml.keys import ALL_KEYS
-from ml.predict import embed_files
+from ml.predict import embed_files, result_runs
 from tests.factories import write_synthetic
 
 
@@ -98,3 +98,13 @@ def test_prefetched_audio_stands_in_for_decoding_in_the_pool_and_in_process(tmp_
         np.testing.assert_allclose(results[0][0], results[5][0], rtol=1e-5, atol=1e-6)
         assert results[2][0] is None and "broken.wav" in results[2][1]
         np.testing.assert_allclose(results[1][0], backbone.window_embeddings(load_audio(paths[1])), atol=1e-6)
+
+
+def test_predict_applies_the_head_to_runs_of_files_cut_by_count_or_by_time():
+    results = [(np.zeros((1, 4)), None), (None, "bad"), (np.ones((1, 4)), None), (None, "worse"), (None, "x")]
+    by_count = list(result_runs(iter(results), files=2, seconds=3600))
+    assert [len(run) for run in by_count] == [2, 2, 1]
+    assert [item for run in by_count for item in run] == results  # nothing lost, order kept
+    # A run is also cut once its first file has waited `seconds`: here at once, so one file per run.
+    assert [len(run) for run in result_runs(iter(results), files=16, seconds=0)] == [1] * 5
+    assert list(result_runs(iter([]), files=16, seconds=1)) == []
