@@ -410,7 +410,7 @@ def train_key_model(
     # What is left after selection trains the ensemble on all labels: one training per member, each about
     # a fold's worth, ~a quarter of the selection's time for four members (ensemble_members plans it).
     selection_deadline = started + time_budget_s * folds / (folds + 1.2)
-    report = (lambda fraction: progress(0.9 * fraction)) if progress else None
+    report = _part_of(progress, 0.0, 0.9, 1)  # selection is the first 90 %, the final heads the rest
     selected = cross_validate(
         train,
         candidates=candidates,
@@ -428,7 +428,7 @@ def train_key_model(
     temperature = fit_temperature_to_accuracy(out_of_fold, labels)
     heads: list[KeyHead] = []
     round_seconds, rounds = 0.0, 0
-    final = (lambda fraction: progress(0.9 + 0.1 * fraction)) if progress else None
+    final = _part_of(progress, 0.9, 0.1, 1)
     for round_number in range(SEEDS_PER_MEMBER):
         round_started = time.monotonic()
         # Another seed of every member only when a whole round fits, so the members keep equal weight.
