@@ -30,10 +30,12 @@ from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import load_head, predict_tracks  # noqa: E402
 from ml.keys import Key, Mode  # noqa: E402
 from ml.labelfile import read_label_file  # noqa: E402
-from ml.metrics import calibrated_ece, key_metrics  # noqa: E402
+from ml.metrics import bootstrap_interval, calibrated_ece, item_scores, key_metrics  # noqa: E402
 from ml.training import TrainingExample, train_key_model  # noqa: E402
 
 SUMMARY = ("weighted", "correct", "fifth", "relative", "parallel", "other", "ece", "n")
+# The peer every paired interval compares against (issue 10's cold-start target is stated against it).
+REFERENCE_PEER = "essentia_bgate"
 
 
 def minor_weighted(reference: list[Key], estimated: list[Key | None]) -> float:
@@ -46,10 +48,33 @@ def summary_of(probabilities: np.ndarray, keys: list[Key]) -> dict:
     estimated = [Key.from_index(int(i)) for i in probabilities.argmax(axis=1)]
     return {
         **{name: metrics[name] for name in SUMMARY},
+        "weighted_ci95": metrics["weighted_ci95"],
         "minor_weighted": minor_weighted(keys, estimated),
         # What a perfectly calibrated model with these confidences would show on this many tracks.
         "ece_floor": calibrated_ece(probabilities),
+        # Per test piece, so that later comparisons can be paired piece by piece.
+        "estimates": [int(i) for i in probabilities.argmax(axis=1)],
     }
+
+
+def without_estimates(result: dict) -> dict:
+    """A result as the log prints it: the per-piece estimates stay in the JSON only."""
+    return {name: value for name, value in result.items() if name != "estimates"}
+
+
+def piece_scores(result: dict, keys: list[Key]) -> np.ndarray | None:
+    """The weighted score of every test piece from a result's `estimates` (None for older JSON)."""
+    if "estimates" not in result:
+        return None
+    return item_scores(keys, [None if i is None else Key.from_index(i) for i in result["estimates"]])
+
+
+def paired(scores: np.ndarray | None, reference: np.ndarray | None) -> dict:
+    """Mean difference of two systems on the same pieces and its 95 % bootstrap interval."""
+    if scores is None or reference is None:
+        return {}
+    difference = scores - reference
+    return {"mean": float(difference.mean()), "ci95": bootstrap_interval(difference)}
 
 
 def embed(backbone, paths, cache_dir: Path) -> tuple[list[np.ndarray], float]:
@@ -79,18 +104,32 @@ def curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, a
             point.update(
                 labels=size, seed=seed, head=model.config.describe(), train_seconds=round(seconds, 1)
             )
-            print(json.dumps({"backbone": backbone.name, **point}), flush=True)
+            print(json.dumps({"backbone": backbone.name, **without_estimates(point)}), flush=True)
             points.append(point)
     return points
 
 
-def mean_curve(points: list[dict]) -> list[dict]:
+def mean_curve(
+    points: list[dict], keys: list[Key] | None = None, reference: np.ndarray | None = None
+) -> list[dict]:
+    """Per label count: the seeds' mean, spread, minor keys, ECE; with `keys` (and points that kept their
+    estimates) also 95 % bootstrap intervals over test pieces of the seeds' mean, of its gain over the
+    previous label count, and of its lead over `reference` (the REFERENCE_PEER's piece scores)."""
     by_size: dict[int, list[dict]] = {}
     for point in points:
         by_size.setdefault(point["labels"], []).append(point)
     rows = []
+    previous = None
     for size, group in sorted(by_size.items()):
         weighted = [p["weighted"] for p in group]
+        scores = [piece_scores(p, keys) for p in group] if keys else []
+        per_piece = np.mean(scores, axis=0) if scores and all(s is not None for s in scores) else None
+        intervals = {}
+        if per_piece is not None:
+            intervals["weighted_mean_ci95"] = bootstrap_interval(per_piece)
+            intervals["gain_over_previous"] = paired(per_piece, previous)
+            intervals["lead_over_reference"] = paired(per_piece, reference)
+        previous = per_piece
         rows.append(
             {
                 "labels": size,
@@ -103,6 +142,7 @@ def mean_curve(points: list[dict]) -> list[dict]:
                 "ece_mean": float(np.mean([p["ece"] for p in group])),
                 "ece_floor_mean": float(np.mean([p["ece_floor"] for p in group])),
                 "seeds": len(group),
+                **intervals,
             }
         )
     return rows
@@ -123,11 +163,13 @@ def run_peers(test_paths, test_keys, args) -> dict:
         metrics = key_metrics(test_keys, run.keys)
         results[name] = {
             **{field: metrics[field] for field in SUMMARY if field in metrics},
+            "weighted_ci95": bootstrap_interval(item_scores(test_keys, run.keys)),
             "minor_weighted": minor_weighted(test_keys, run.keys),
             "wall_s": round(run.wall_s, 2),
             "version": run.version,
         }
         print(json.dumps({"peer": name, **results[name]}), flush=True)
+        results[name]["estimates"] = [None if key is None else key.index for key in run.keys]
     os.environ.pop("ESSENTIA_PROFILE", None)
     return results
 
@@ -234,6 +276,7 @@ def main() -> int:
     report: dict = {"command": " ".join(sys.argv), "n_train": len(train_rows), "n_test": len(test_rows)}
     report["peers"] = {} if args.skip_peers else run_peers([str(r.path) for r in test_rows], test_keys, args)
     report["backbones"] = {}
+    reference = piece_scores(report["peers"].get(REFERENCE_PEER, {}), test_keys)
     for label in args.backbones:
         # "skey@CKPT": the skey backbone with other weights (curves without the shipped network).
         name, _, checkpoint = label.partition("@")
@@ -245,10 +288,16 @@ def main() -> int:
         if head_path.is_file() and not checkpoint:
             shipped = load_head(head_path)
             entry["zero_labels"] = summary_of(predict_tracks(shipped.head, test_embeddings), test_keys)
-            print(json.dumps({"backbone": label, "zero_labels": entry["zero_labels"]}), flush=True)
+            entry["zero_labels"]["lead_over_reference"] = paired(
+                piece_scores(entry["zero_labels"], test_keys), reference
+            )
+            print(
+                json.dumps({"backbone": label, "zero_labels": without_estimates(entry["zero_labels"])}),
+                flush=True,
+            )
         if args.sizes and label not in args.no_curves:
             entry["points"] = curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args)
-            entry["curve"] = mean_curve(entry["points"])
+            entry["curve"] = mean_curve(entry["points"], test_keys, reference)
         report["backbones"][label] = entry
         json_write_atomic(args.out, report)
     if args.speed_files and not args.skip_peers:

@@ -9,17 +9,25 @@ import numpy as np
 
 from ml.heads import KeyHead, predict_tracks
 from ml.keys import Key
-from ml.metrics import expected_calibration_error, key_metrics, negative_log_likelihood
+from ml.metrics import (
+    bootstrap_interval,
+    expected_calibration_error,
+    item_scores,
+    key_metrics,
+    negative_log_likelihood,
+)
 
 
 def metrics_from_probabilities(probabilities: np.ndarray, keys: Sequence[Key]) -> dict:
-    """key_metrics (weighted, outcome fractions, confusion, n) of the argmax, plus ECE and NLL."""
+    """key_metrics (weighted, outcome fractions, confusion, n) of the argmax, plus ECE, NLL and
+    `weighted_ci95`, the 95 % bootstrap interval of `weighted` over these tracks."""
     probabilities = np.asarray(probabilities)
     if len(probabilities) != len(keys):
         raise ValueError(f"{len(probabilities)} predictions for {len(keys)} keys")
     labels = np.array([key.index for key in keys], dtype=np.int64)
     estimated = [Key.from_index(int(index)) for index in probabilities.argmax(axis=1)]
     metrics = key_metrics(list(keys), estimated)
+    metrics["weighted_ci95"] = bootstrap_interval(item_scores(list(keys), estimated))
     metrics["ece"] = expected_calibration_error(probabilities, labels)
     metrics["nll"] = negative_log_likelihood(probabilities, labels)
     return metrics
@@ -29,7 +37,7 @@ def head_evaluate(head: KeyHead, tracks: Sequence[np.ndarray], keys: Sequence[Ke
     """Metrics of `head` (with its temperature) on tracks' window embeddings and their true keys.
 
     Returns key_metrics' fields (`weighted`, `correct`, `fifth`, `relative`, `parallel`, `other`, …,
-    `confusion`, `n`) plus `ece` and `nll`.
+    `confusion`, `n`) plus `weighted_ci95`, `ece` and `nll`.
     """
     if not tracks:
         raise ValueError("no tracks to evaluate on")

@@ -36,6 +36,8 @@ def model_version_summary(version: ModelVersion) -> dict:
         "n_training_labels": version.n_training_labels,
         "n_test_labels": version.n_test_labels,
         "weighted": metrics.get("weighted"),
+        # 95 % bootstrap interval of `weighted` over the held-out tracks (ml.metrics.bootstrap_interval).
+        "weighted_ci95": metrics.get("weighted_ci95"),
         "relations": {relation: metrics.get(relation) for relation in METRIC_RELATIONS},
         "ece": metrics.get("ece"),
         "n": metrics.get("n"),

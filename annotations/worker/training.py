@@ -7,7 +7,6 @@ from __future__ import annotations
 import logging
 import time
 
-import mir_eval
 import numpy as np
 from django.conf import settings
 from django.db import transaction
@@ -17,6 +16,7 @@ from django.utils import timezone
 from ml.evaluation import head_evaluate
 from ml.heads import predict_tracks, save_head
 from ml.keys import Key
+from ml.metrics import item_scores
 from ml.training import TrainingExample, train_key_model
 
 from ..models import ModelVersion, Track
@@ -62,10 +62,8 @@ def _training_examples(
 def _track_scores(head, examples) -> list[float]:
     """mir_eval's weighted score of each held-out track, in `examples` order (for paired comparisons)."""
     probabilities = predict_tracks(head, [e.window_embeddings for e in examples])
-    return [
-        float(mir_eval.key.weighted_score(example.key.mir_eval, Key.from_index(int(index)).mir_eval))
-        for example, index in zip(examples, probabilities.argmax(axis=1), strict=True)
-    ]
+    estimated = [Key.from_index(int(index)) for index in probabilities.argmax(axis=1)]
+    return item_scores([example.key for example in examples], estimated).tolist()
 
 
 def _test_metrics(head, examples) -> dict:

@@ -170,6 +170,7 @@ def test_learning_curve_and_confusion_come_from_version_metrics(ada):
                 "confusion": confusion,
                 "ece": 0.1,
                 "validation": {"cut_by_budget": n == 2},
+                **({"weighted_ci95": [0.52, 0.71]} if n == 1 else {}),
             },
         )
         for n in (1, 2)
@@ -183,7 +184,12 @@ def test_learning_curve_and_confusion_come_from_version_metrics(ada):
     assert summary["cut_by_budget"] is True
     assert dashboard_reads.model_version_summary(versions[0])["cut_by_budget"] is False
     # The dashboard tells the admin which version the budget cut short, and only that one.
-    assert ada.get(DASHBOARD).content.decode().count('data-testid="cut-by-budget"') == 1
+    html = ada.get(DASHBOARD).content.decode()
+    assert html.count('data-testid="cut-by-budget"') == 1
+    # The interval shows where the metrics have one (versions trained before it was reported have none).
+    assert summary["weighted_ci95"] is None
+    assert dashboard_reads.model_version_summary(versions[0])["weighted_ci95"] == [0.52, 0.71]
+    assert html.count('data-testid="weighted-ci"') == 1 and "0.52–0.71" in html
     assert json.dumps(summary)  # the status endpoint serialises it
 
 

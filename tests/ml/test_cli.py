@@ -71,6 +71,9 @@ def test_evaluate_end_to_end_and_the_second_run_hits_the_cache(dataset, tmp_path
         printed[name] for name in ("correct", "fifth", "relative", "parallel", "other")
     ) == pytest.approx(1)
     assert len(written["confusion"]) == 24 and "confusion" not in printed
+    # How far the test figure could move on another draw of tracks like these.
+    low, high = printed["weighted_ci95"]
+    assert 0 <= low <= printed["weighted"] <= high <= 1
     assert set(printed["timing"]) == {"embedding_s", "training_s", "prediction_s"}
     # Two seconds cannot hold the whole recipe, and the report says the budget cut it short.
     assert printed["validation"]["cut_by_budget"] is True

@@ -1,10 +1,18 @@
-"""Key metrics against hand-computed cases, and calibration error on known probabilities."""
+"""Key metrics against hand-computed cases, calibration error on known probabilities, bootstrap intervals."""
 
 import numpy as np
 import pytest
 
+from ml.evaluation import metrics_from_probabilities
 from ml.keys import Key
-from ml.metrics import calibrated_ece, expected_calibration_error, key_metrics, negative_log_likelihood
+from ml.metrics import (
+    bootstrap_interval,
+    calibrated_ece,
+    expected_calibration_error,
+    item_scores,
+    key_metrics,
+    negative_log_likelihood,
+)
 
 C = Key.parse("C major")
 A_MINOR = Key.parse("A minor")
@@ -123,3 +131,62 @@ def test_calibrated_ece_is_the_sampling_floor_and_shrinks_with_more_tracks():
 def test_negative_log_likelihood():
     probabilities = np.full((2, 24), 1 / 24)
     assert negative_log_likelihood(probabilities, np.array([0, 5])) == pytest.approx(np.log(24))
+
+
+def test_item_scores_are_what_weighted_averages():
+    reference = [C, C, C, A_MINOR, None]
+    estimated = [C, Key.parse("G major"), Key.parse("A minor"), Key.parse("A major"), None]
+    scores = item_scores(reference, estimated)
+    assert scores.tolist() == pytest.approx([1.0, 0.5, 0.3, 0.2, 1.0])
+    assert key_metrics(reference, estimated)["weighted"] == pytest.approx(scores.mean())
+    with pytest.raises(ValueError, match="2 reference keys but 1"):
+        item_scores([C, C], [C])
+
+
+def test_bootstrap_interval_brackets_the_mean_and_narrows_with_more_tracks():
+    rng = np.random.default_rng(3)
+    small = rng.choice([1.0, 0.3, 0.0], size=124, p=[0.87, 0.07, 0.06])
+    low, high = bootstrap_interval(small)
+    assert low < small.mean() < high
+    # 124 pieces near 0.9: a normal approximation gives ±1.96·sd/√n; the bootstrap agrees within 20 %.
+    half_width = 1.96 * small.std() / np.sqrt(len(small))
+    assert (high - low) / 2 == pytest.approx(half_width, rel=0.2)
+    large = rng.choice([1.0, 0.3, 0.0], size=124 * 64, p=[0.87, 0.07, 0.06])
+    large_low, large_high = bootstrap_interval(large, draws=400)
+    assert (large_high - large_low) < (high - low) / 5  # √64 = 8× narrower, up to resampling noise
+    # Same seed, same interval; a constant has no spread; a wider level gives a wider interval.
+    assert bootstrap_interval(small) == [low, high]
+    assert bootstrap_interval(np.full(50, 0.75)) == pytest.approx([0.75, 0.75])
+    wide_low, wide_high = bootstrap_interval(small, level=0.99)
+    assert wide_low <= low and wide_high >= high
+    assert bootstrap_interval([]) == [0.0, 0.0]
+
+
+def test_paired_differences_resolve_what_separate_intervals_cannot():
+    rng = np.random.default_rng(4)
+    # Two systems that agree on most pieces; the second gains 0.3 on 10 of 124.
+    first = rng.choice([1.0, 0.3, 0.0], size=124, p=[0.85, 0.09, 0.06])
+    second = first.copy()
+    second[np.flatnonzero(first == 0.3)[:10]] = 0.6  # a relative key now a fifth: a small, consistent lead
+    low, high = bootstrap_interval(second - first)
+    assert 0.0 < low < high
+    first_low, first_high = bootstrap_interval(first)
+    assert bootstrap_interval(second)[0] < first_high  # the separate intervals overlap
+
+
+def test_bootstrap_interval_refuses_what_it_cannot_read():
+    with pytest.raises(ValueError, match="one value per track"):
+        bootstrap_interval(np.zeros((3, 2)))
+    with pytest.raises(ValueError, match="level"):
+        bootstrap_interval([1.0, 0.0], level=95)
+
+
+def test_metrics_from_probabilities_report_the_interval_of_their_weighted_score():
+    probabilities = np.full((40, 24), 0.01)
+    keys = [Key.from_index(i % 24) for i in range(40)]
+    for row, key in enumerate(keys):
+        probabilities[row, key.index if row % 4 else key.relative.index] = 0.77
+    metrics = metrics_from_probabilities(probabilities, keys)
+    low, high = metrics["weighted_ci95"]
+    assert metrics["weighted"] == pytest.approx((30 + 10 * 0.3) / 40)
+    assert low < metrics["weighted"] < high

@@ -9,11 +9,29 @@ from ml.keys import ALL_KEYS
 
 from ...models import ModelVersion
 
-SUMMARY_METRICS = ("weighted", "correct", "fifth", "relative", "parallel", "other", "n", "ece")
+SUMMARY_METRICS = (
+    "weighted",
+    "weighted_ci95",
+    "correct",
+    "fifth",
+    "relative",
+    "parallel",
+    "other",
+    "n",
+    "ece",
+)
 
 
 class MetricsSummarySerializer(serializers.Serializer):
     weighted = serializers.FloatField(allow_null=True, required=False)
+    weighted_ci95 = serializers.ListField(
+        child=serializers.FloatField(),
+        min_length=2,
+        max_length=2,
+        required=False,
+        help_text="95 % bootstrap interval of `weighted` over the same held-out tracks [low, high]: where the "
+        "score could land on another draw of as many tracks (absent for versions trained before it was reported)",
+    )
     correct = serializers.FloatField(allow_null=True, required=False)
     fifth = serializers.FloatField(allow_null=True, required=False)
     relative = serializers.FloatField(allow_null=True, required=False)

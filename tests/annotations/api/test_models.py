@@ -20,7 +20,15 @@ def versions(active_model):
         status=ModelVersion.Status.READY,
         n_training_labels=80,
         trained_at=timezone.now(),
-        metrics={"weighted": 0.8, "correct": 0.7, "n": 7, "ece": 0.04, "confusion": confusion, "extra": 1},
+        metrics={
+            "weighted": 0.8,
+            "weighted_ci95": [0.6, 0.94],
+            "correct": 0.7,
+            "n": 7,
+            "ece": 0.04,
+            "confusion": confusion,
+            "extra": 1,
+        },
     )
     failed = ModelVersion.objects.create(
         name="v3", backbone="pitch_class", status=ModelVersion.Status.FAILED, error="no labels"
@@ -31,7 +39,13 @@ def versions(active_model):
 def test_list_has_summary_metrics_newest_first(annotator, versions):
     rows = token_client(annotator).get("/api/v1/models").json()["results"]
     assert [r["name"] for r in rows][:3] == ["v3", "v2", "v1"]  # then the shipped default, if installed
-    assert rows[1]["metrics"] == {"weighted": 0.8, "correct": 0.7, "n": 7, "ece": 0.04}
+    assert rows[1]["metrics"] == {
+        "weighted": 0.8,
+        "weighted_ci95": [0.6, 0.94],
+        "correct": 0.7,
+        "n": 7,
+        "ece": 0.04,
+    }
     assert rows[0]["error"] == "no labels" and rows[2]["is_active"] is True
 
 
