@@ -113,8 +113,9 @@ def mean_curve(
     points: list[dict], keys: list[Key] | None = None, reference: np.ndarray | None = None
 ) -> list[dict]:
     """Per label count: the seeds' mean, spread, minor keys, ECE; with `keys` (and points that kept their
-    estimates) also 95 % bootstrap intervals over test pieces of the seeds' mean, of its gain over the
-    previous label count, and of its lead over `reference` (the REFERENCE_PEER's piece scores)."""
+    estimates) also 95 % bootstrap intervals over test pieces of the seeds' mean (all pieces and the
+    minor-key ones), of its gain over the previous label count, and of its lead over `reference` (the
+    REFERENCE_PEER's piece scores)."""
     by_size: dict[int, list[dict]] = {}
     for point in points:
         by_size.setdefault(point["labels"], []).append(point)
@@ -127,6 +128,8 @@ def mean_curve(
         intervals = {}
         if per_piece is not None:
             intervals["weighted_mean_ci95"] = bootstrap_interval(per_piece)
+            minor = np.array([key.mode == Mode.MINOR for key in keys])
+            intervals["minor_weighted_mean_ci95"] = bootstrap_interval(per_piece[minor])
             intervals["gain_over_previous"] = paired(per_piece, previous)
             intervals["lead_over_reference"] = paired(per_piece, reference)
         previous = per_piece
@@ -146,6 +149,19 @@ def mean_curve(
             }
         )
     return rows
+
+
+def summarise(report: dict, test_keys: list[Key]) -> None:
+    """(Re)compute every backbone's curve rows and cold-start lead from the points and estimates in
+    `report`, so that summaries added later also describe runs made before them."""
+    reference = piece_scores(report.get("peers", {}).get(REFERENCE_PEER, {}), test_keys)
+    for entry in report["backbones"].values():
+        if "zero_labels" in entry:
+            entry["zero_labels"]["lead_over_reference"] = paired(
+                piece_scores(entry["zero_labels"], test_keys), reference
+            )
+        if entry.get("points"):
+            entry["curve"] = mean_curve(entry["points"], test_keys, reference)
 
 
 def run_peers(test_paths, test_keys, args) -> dict:
@@ -262,21 +278,27 @@ def main() -> int:
     parser.add_argument("--speed-repeats", type=int, default=3)
     parser.add_argument("--speed-long", action="store_true", help="also time 3-piece concatenations")
     parser.add_argument("--out", type=Path, required=True)
-    parser.add_argument("--plot-only", action="store_true", help="redraw OUT's PNG from OUT's JSON")
+    parser.add_argument(
+        "--plot-only",
+        action="store_true",
+        help="recompute OUT's curve summaries (means, intervals) from its points and redraw its PNG",
+    )
     args = parser.parse_args()
-    if args.plot_only:
-        plot(json.loads(args.out.read_text()), args.out.with_suffix(".png"))
-        return 0
-
     train_rows = read_label_file(args.devbench / "train.csv", allow_no_key=False)
     test_rows = read_label_file(args.devbench / "test.csv", allow_no_key=False)
+    if args.plot_only:
+        report = json.loads(args.out.read_text())
+        summarise(report, [row.key for row in test_rows])
+        json_write_atomic(args.out, report)
+        plot(report, args.out.with_suffix(".png"))
+        return 0
+
     if {row.path for row in train_rows} & {row.path for row in test_rows}:
         raise SystemExit("train.csv and test.csv overlap")
     train_keys, test_keys = [row.key for row in train_rows], [row.key for row in test_rows]
     report: dict = {"command": " ".join(sys.argv), "n_train": len(train_rows), "n_test": len(test_rows)}
     report["peers"] = {} if args.skip_peers else run_peers([str(r.path) for r in test_rows], test_keys, args)
     report["backbones"] = {}
-    reference = piece_scores(report["peers"].get(REFERENCE_PEER, {}), test_keys)
     for label in args.backbones:
         # "skey@CKPT": the skey backbone with other weights (curves without the shipped network).
         name, _, checkpoint = label.partition("@")
@@ -288,17 +310,14 @@ def main() -> int:
         if head_path.is_file() and not checkpoint:
             shipped = load_head(head_path)
             entry["zero_labels"] = summary_of(predict_tracks(shipped.head, test_embeddings), test_keys)
-            entry["zero_labels"]["lead_over_reference"] = paired(
-                piece_scores(entry["zero_labels"], test_keys), reference
-            )
             print(
                 json.dumps({"backbone": label, "zero_labels": without_estimates(entry["zero_labels"])}),
                 flush=True,
             )
         if args.sizes and label not in args.no_curves:
             entry["points"] = curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args)
-            entry["curve"] = mean_curve(entry["points"], test_keys, reference)
         report["backbones"][label] = entry
+        summarise(report, test_keys)
         json_write_atomic(args.out, report)
     if args.speed_files and not args.skip_peers:
         name = args.backbones[0].partition("@")[0]

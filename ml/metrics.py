@@ -36,7 +36,7 @@ def bootstrap_interval(
 ) -> list[float]:
     """Percentile-bootstrap interval of the mean of `values` (one per track): how far a score measured
     on this many tracks could move on another draw of tracks like them. On devbench's 124 test pieces a
-    weighted score near 0.9 has an interval about ±0.05 wide, so one system's smaller lead over another
+    weighted score near 0.9 is uncertain by about ±0.05 (95 %), so one system's smaller lead over another
     is a finding only when the paired interval says so.
 
     For a paired comparison of two systems on the same tracks, pass the per-track differences. Resamples
