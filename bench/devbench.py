@@ -109,6 +109,19 @@ def curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, a
     return points
 
 
+def points_by_size(points: list[dict]) -> dict[int, list[dict]]:
+    by_size: dict[int, list[dict]] = {}
+    for point in points:
+        by_size.setdefault(point["labels"], []).append(point)
+    return by_size
+
+
+def seed_mean_scores(group: list[dict], keys: list[Key] | None) -> np.ndarray | None:
+    """Every test piece's weighted score averaged over a label count's seeds (None without estimates)."""
+    scores = [piece_scores(point, keys) for point in group] if keys else []
+    return np.mean(scores, axis=0) if scores and all(s is not None for s in scores) else None
+
+
 def mean_curve(
     points: list[dict], keys: list[Key] | None = None, reference: np.ndarray | None = None
 ) -> list[dict]:
@@ -116,15 +129,12 @@ def mean_curve(
     estimates) also 95 % bootstrap intervals over test pieces of the seeds' mean (all pieces and the
     minor-key ones), of its gain over the previous label count, and of its lead over `reference` (the
     REFERENCE_PEER's piece scores)."""
-    by_size: dict[int, list[dict]] = {}
-    for point in points:
-        by_size.setdefault(point["labels"], []).append(point)
+    by_size = points_by_size(points)
     rows = []
     previous = None
     for size, group in sorted(by_size.items()):
         weighted = [p["weighted"] for p in group]
-        scores = [piece_scores(p, keys) for p in group] if keys else []
-        per_piece = np.mean(scores, axis=0) if scores and all(s is not None for s in scores) else None
+        per_piece = seed_mean_scores(group, keys)
         intervals = {}
         if per_piece is not None:
             intervals["weighted_mean_ci95"] = bootstrap_interval(per_piece)
@@ -162,6 +172,23 @@ def summarise(report: dict, test_keys: list[Key]) -> None:
             )
         if entry.get("points"):
             entry["curve"] = mean_curve(entry["points"], test_keys, reference)
+    # Backbones against each other at the same label count, paired piece by piece (e.g. with and
+    # without pretraining): row["lead_over_backbones"][other] = mean difference and its interval.
+    means = {
+        label: {
+            size: seed_mean_scores(group, test_keys)
+            for size, group in points_by_size(entry["points"]).items()
+        }
+        for label, entry in report["backbones"].items()
+        if entry.get("points")
+    }
+    for label, sizes in means.items():
+        for row in report["backbones"][label]["curve"]:
+            row["lead_over_backbones"] = {
+                other: paired(sizes[row["labels"]], theirs.get(row["labels"]))
+                for other, theirs in means.items()
+                if other != label and theirs.get(row["labels"]) is not None
+            }
 
 
 def run_peers(test_paths, test_keys, args) -> dict:
