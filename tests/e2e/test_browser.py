@@ -167,6 +167,9 @@ def test_admin_retrains_and_sees_the_new_metrics(
     assert version.status == ModelVersion.Status.READY, f"training failed: {version.error}"
     weighted = row.locator(".weighted").text_content().strip()
     assert weighted == f"{version.metrics['weighted']:.3f}"
+    # Under it, where the score could land on another draw of as many held-out tracks.
+    low, high = version.metrics["weighted_ci95"]
+    assert row.locator('[data-testid="weighted-ci"]').text_content() == f"{low:.2f}–{high:.2f}"
     assert version.n_training_labels == 24 and version.metrics["n"] == 6
     assert "ready" in page.text_content("#training-text")
     assert page.locator("#chart-learning circle").count() >= 1
