@@ -53,7 +53,7 @@ def summary_of(probabilities: np.ndarray, keys: list[Key]) -> dict:
         # What a perfectly calibrated model with these confidences would show on this many tracks.
         "ece_floor": calibrated_ece(probabilities),
         # Per test piece, so that later comparisons can be paired piece by piece.
-        "estimates": [int(i) for i in probabilities.argmax(axis=1)],
+        "estimates": [key.index for key in estimated],
     }
 
 
