@@ -23,6 +23,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from bench.peers import PeerError, run_peer  # noqa: E402
 from ml.backbones import get_backbone  # noqa: E402
+from ml.backbones.skey import network_key_probabilities  # noqa: E402
 from ml.cache import embeddings_cached_many  # noqa: E402
 from ml.cli import TIME_BUDGET_S, default_head_path  # noqa: E402
 from ml.evaluation import metrics_from_probabilities  # noqa: E402
@@ -33,6 +34,9 @@ from ml.labelfile import read_label_file  # noqa: E402
 from ml.metrics import bootstrap_interval, calibrated_ece, item_scores, key_metrics  # noqa: E402
 from ml.training import TrainingExample, train_key_model  # noqa: E402
 
+# Zero-label results a backbone entry may hold: the shipped head on this backbone, and (skey networks)
+# the network's own key channels with no head at all, which is what pretraining alone gives.
+ZERO_LABEL_RESULTS = ("zero_labels", "network_alone")
 SUMMARY = ("weighted", "correct", "fifth", "relative", "parallel", "other", "ece", "n")
 # The peer every paired interval compares against (issue 10's cold-start target is stated against it).
 REFERENCE_PEER = "essentia_bgate"
@@ -166,12 +170,21 @@ def summarise(report: dict, test_keys: list[Key]) -> None:
     `report`, so that summaries added later also describe runs made before them."""
     reference = piece_scores(report.get("peers", {}).get(REFERENCE_PEER, {}), test_keys)
     for entry in report["backbones"].values():
-        if "zero_labels" in entry:
-            entry["zero_labels"]["lead_over_reference"] = paired(
-                piece_scores(entry["zero_labels"], test_keys), reference
-            )
+        for zero in ZERO_LABEL_RESULTS:
+            if zero in entry:
+                entry[zero]["lead_over_reference"] = paired(piece_scores(entry[zero], test_keys), reference)
         if entry.get("points"):
             entry["curve"] = mean_curve(entry["points"], test_keys, reference)
+    # The networks alone against each other (with and without pretraining, at zero labels), paired.
+    alone = {
+        label: piece_scores(entry["network_alone"], test_keys)
+        for label, entry in report["backbones"].items()
+        if "network_alone" in entry
+    }
+    for label, scores in alone.items():
+        report["backbones"][label]["network_alone"]["lead_over_backbones"] = {
+            other: paired(scores, theirs) for other, theirs in alone.items() if other != label
+        }
     # Backbones against each other at the same label count, paired piece by piece (e.g. with and
     # without pretraining): row["lead_over_backbones"][other] = mean difference and its interval.
     means = {
@@ -339,6 +352,12 @@ def main() -> int:
             entry["zero_labels"] = summary_of(predict_tracks(shipped.head, test_embeddings), test_keys)
             print(
                 json.dumps({"backbone": label, "zero_labels": without_estimates(entry["zero_labels"])}),
+                flush=True,
+            )
+        if name == "skey":
+            entry["network_alone"] = summary_of(network_key_probabilities(test_embeddings), test_keys)
+            print(
+                json.dumps({"backbone": label, "network_alone": without_estimates(entry["network_alone"])}),
                 flush=True,
             )
         if args.sizes and label not in args.no_curves:

@@ -28,6 +28,7 @@ from ml.backbones.logcqt import (
     opening_profiles,
 )
 from ml.backbones.skey_net import N_PITCH_CLASSES, SKeyNet, load_model, weights_sha256
+from ml.heads import N_KEYS, softmax
 
 DEFAULT_CHECKPOINT = ASSETS_DIR / "skey_backbone.pt"
 WINDOW_SECONDS = 10.0
@@ -116,4 +117,19 @@ class SKeyBackbone(Backbone):
         return roll_pitch_classes(embeddings, semitones)
 
 
-__all__ = ["N_PITCH_CLASSES", "SKeyBackbone", "default_checkpoint"]
+def network_key_probabilities(tracks: list[np.ndarray]) -> np.ndarray:
+    """What the network alone says about each track's key, with no head and no labels: (n_tracks, 24).
+
+    The first 24 values of every window embedding are the window's mean key logits (major C…B, then
+    minor C…B: ml.keys index order), so each window's softmax is the network's own estimate, averaged over
+    the track's windows as heads' predictions are. Uncalibrated: no temperature was fitted to anything.
+    """
+    if any(len(windows) == 0 for windows in tracks):
+        raise ValueError("a track has no windows")
+    probabilities = np.zeros((len(tracks), N_KEYS), dtype=np.float32)
+    for row, windows in enumerate(tracks):
+        probabilities[row] = softmax(np.asarray(windows)[:, :N_KEYS]).mean(axis=0)
+    return probabilities
+
+
+__all__ = ["N_PITCH_CLASSES", "SKeyBackbone", "default_checkpoint", "network_key_probabilities"]

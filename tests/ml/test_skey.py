@@ -304,3 +304,29 @@ def test_frame_pooling_equals_torch_pooling_with_ceil_mode(frames):
     x = torch.randn(2, 3, 5, frames)
     torch.testing.assert_close(_pool_time(x, maximum=True), F.max_pool2d(x, (1, 2), ceil_mode=True))
     torch.testing.assert_close(_pool_time(x, maximum=False), F.avg_pool2d(x, (1, 2), ceil_mode=True))
+
+
+def test_network_key_probabilities_are_the_networks_own_key_logits_averaged_over_windows():
+    from ml.backbones.skey import SKeyBackbone, network_key_probabilities
+    from ml.heads import softmax
+
+    model = tiny_model()
+    backbone = SKeyBackbone(model=model, device="cpu")
+    # Under one window long: its embedding pools every frame, as key_logits does over the whole excerpt.
+    audio = np.random.default_rng(1).normal(0, 0.1, 16_000 * 6).astype(np.float32)
+    (window,) = backbone.window_embeddings(audio)
+    with torch.inference_mode():
+        logits = model.key_logits(backbone.log_cqt(audio)).numpy()[0]
+    np.testing.assert_allclose(window[:24], logits, atol=1e-5)
+    # A longer track: the mean of its windows' softmaxes; transposing it moves the estimate's key.
+    long = np.random.default_rng(2).normal(0, 0.1, 16_000 * 25).astype(np.float32)
+    windows = backbone.window_embeddings(long)
+    probabilities = network_key_probabilities([windows, windows[:1]])
+    assert probabilities.shape == (2, 24) and np.allclose(probabilities.sum(axis=1), 1.0, atol=1e-5)
+    np.testing.assert_allclose(probabilities[0], softmax(windows[:, :24]).mean(axis=0), atol=1e-6)
+    moved = network_key_probabilities([backbone.transpose_embeddings(windows, 5)])[0]
+    for key in (Key.parse("C major"), Key.parse("A minor")):
+        assert moved[key.transpose(5).index] == pytest.approx(probabilities[0][key.index], abs=1e-6)
+    assert network_key_probabilities([]).shape == (0, 24)
+    with pytest.raises(ValueError, match="no windows"):
+        network_key_probabilities([windows[:0]])
