@@ -377,6 +377,11 @@ class PretrainingRun(models.Model):
     n_tracks = models.PositiveIntegerField(default=0)
     n_labelled = models.PositiveIntegerField(default=0)
     losses = models.JSONField(default=dict, blank=True, help_text="The latest loss terms")
+    held_out = models.JSONField(
+        default=dict,
+        blank=True,
+        help_text="The network alone on the held-out key-labelled tracks, before and after (worker.pretraining)",
+    )
     error = models.TextField(blank=True)
     in_progress = models.BooleanField(null=True, blank=True, default=None)
     heartbeat_at = models.DateTimeField(null=True, blank=True)

@@ -31,7 +31,13 @@ from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import load_head, predict_tracks  # noqa: E402
 from ml.keys import Key, Mode  # noqa: E402
 from ml.labelfile import read_label_file  # noqa: E402
-from ml.metrics import bootstrap_interval, calibrated_ece, item_scores, key_metrics  # noqa: E402
+from ml.metrics import (  # noqa: E402
+    bootstrap_interval,
+    calibrated_ece,
+    item_scores,
+    key_metrics,
+    paired_difference,
+)
 from ml.training import TrainingExample, train_key_model  # noqa: E402
 
 # Zero-label results a backbone entry may hold: the shipped head on this backbone, and (skey networks)
@@ -74,11 +80,11 @@ def piece_scores(result: dict, keys: list[Key]) -> np.ndarray | None:
 
 
 def paired(scores: np.ndarray | None, reference: np.ndarray | None) -> dict:
-    """Mean difference of two systems on the same pieces and its 95 % bootstrap interval."""
+    """Mean difference of two systems on the same pieces and its 95 % bootstrap interval ({} when either
+    side is from a JSON that kept no per-piece estimates)."""
     if scores is None or reference is None:
         return {}
-    difference = scores - reference
-    return {"mean": float(difference.mean()), "ci95": bootstrap_interval(difference)}
+    return paired_difference(scores, reference)
 
 
 def embed(backbone, paths, cache_dir: Path) -> tuple[list[np.ndarray], float]:

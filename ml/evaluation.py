@@ -15,6 +15,20 @@ from ml.metrics import (
     item_scores,
     key_metrics,
     negative_log_likelihood,
+    paired_difference,
+)
+
+# What a comparison keeps of each side's metrics (not the confusion matrix).
+SUMMARY_FIELDS = (
+    "weighted",
+    "weighted_ci95",
+    "correct",
+    "fifth",
+    "relative",
+    "parallel",
+    "other",
+    "ece",
+    "n",
 )
 
 
@@ -42,3 +56,27 @@ def head_evaluate(head: KeyHead, tracks: Sequence[np.ndarray], keys: Sequence[Ke
     if not tracks:
         raise ValueError("no tracks to evaluate on")
     return metrics_from_probabilities(predict_tracks(head, list(tracks)), keys)
+
+
+def summary_metrics(probabilities: np.ndarray, keys: Sequence[Key]) -> dict:
+    """metrics_from_probabilities without the confusion matrix and NLL: what a stored comparison keeps."""
+    metrics = metrics_from_probabilities(probabilities, keys)
+    return {field: metrics[field] for field in SUMMARY_FIELDS}
+
+
+def before_after(before: np.ndarray, after: np.ndarray, keys: Sequence[Key]) -> dict:
+    """Two models' track probabilities on the same labelled tracks (e.g. a network before and after
+    pretraining): each side's summary metrics and the paired gain in mir_eval's weighted score, with its
+    95 % bootstrap interval."""
+    if not keys:
+        raise ValueError("no tracks to compare on")
+    scores = {
+        name: item_scores(list(keys), [Key.from_index(int(i)) for i in np.asarray(rows).argmax(axis=1)])
+        for name, rows in (("before", before), ("after", after))
+    }
+    return {
+        "n": len(keys),
+        "before": summary_metrics(before, keys),
+        "after": summary_metrics(after, keys),
+        "gain": paired_difference(scores["after"], scores["before"]),
+    }

@@ -62,6 +62,19 @@ def bootstrap_interval(
     return [float(low), float(high)]
 
 
+def paired_difference(scores: Sequence[float] | np.ndarray, reference: Sequence[float] | np.ndarray) -> dict:
+    """Two systems scored on the same tracks: the mean per-track difference and its 95 % bootstrap
+    interval (much narrower than the two scores' own intervals, since track difficulty cancels)."""
+    scores, reference = np.asarray(scores, dtype=np.float64), np.asarray(reference, dtype=np.float64)
+    if scores.shape != reference.shape:
+        raise ValueError(f"{scores.shape} scores against {reference.shape} reference scores")
+    difference = scores - reference
+    return {
+        "mean": float(difference.mean()) if len(difference) else 0.0,
+        "ci95": bootstrap_interval(difference),
+    }
+
+
 def key_metrics(reference: Sequence[Key | None], estimated: Sequence[Key | None]) -> dict:
     """Mean weighted score, the correct/fifth/relative/parallel/other fractions and a 24×24 confusion.
 

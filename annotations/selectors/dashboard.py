@@ -179,4 +179,21 @@ def pretraining_status() -> dict | None:
         "checkpoint_sha256": run.checkpoint_sha256[:12],
         "error": run.error,
         "finished_at": run.finished_at.isoformat() if run.finished_at else None,
+        "held_out": _held_out_display(run.held_out),
     }
+
+
+def _held_out_display(held_out: dict | None) -> dict | None:
+    """A run's held-out comparison (worker.pretraining.held_out_comparison) as the page prints it."""
+    if not held_out or not held_out.get("n"):
+        return None
+    shown = {"n": held_out["n"], "after": f"{held_out['after']['weighted']:.3f}", "before": None}
+    if held_out.get("before") is not None:
+        low, high = held_out["gain"]["ci95"]
+        shown.update(
+            before=f"{held_out['before']['weighted']:.3f}",
+            gain=f"{held_out['gain']['mean']:+.3f}",
+            low=f"{low:+.3f}",
+            high=f"{high:+.3f}",
+        )
+    return shown

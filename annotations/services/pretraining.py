@@ -60,3 +60,18 @@ def pretraining_request(
 
 def pretraining_finished(*, run_id: int, **fields) -> None:
     PretrainingRun.objects.filter(pk=run_id).update(in_progress=None, finished_at=timezone.now(), **fields)
+
+
+def held_out_text(held_out: dict | None) -> str:
+    """A run's held-out comparison in one line (the command and the worker log; the dashboard has its own)."""
+    if not held_out or not held_out.get("n"):
+        return "no held-out track has a key label yet, so nothing measured what it bought"
+    after = held_out["after"]
+    if held_out.get("before") is None:
+        return f"weighted {after['weighted']:.3f} on {held_out['n']} held-out tracks (it started from random weights)"
+    gain = held_out["gain"]
+    low, high = gain["ci95"]
+    return (
+        f"weighted {held_out['before']['weighted']:.3f} → {after['weighted']:.3f} on {held_out['n']} held-out "
+        f"tracks (gain {gain['mean']:+.3f}, 95 % interval {low:+.3f} to {high:+.3f})"
+    )

@@ -1,6 +1,7 @@
 """Self-supervised pretraining of the learned backbone on the library's own audio (ml.pretrain): the pool
 split's analysed tracks (the held-out split never), their consensus keys where known, resumed from the
-run's checkpoint when a worker died, then recorded for the next model version to use."""
+run's checkpoint when a worker died, then measured on the held-out split's labelled tracks (what the
+network alone says before and after) and recorded for the next model version to use."""
 
 from __future__ import annotations
 
@@ -8,20 +9,22 @@ import logging
 import time
 from pathlib import Path
 
+import numpy as np
 from django.conf import settings
 from django.db.models import F
 from django.utils import timezone
 
 from ml.audio import AudioDecodeError, load_audio
-from ml.backbones.skey import default_checkpoint
+from ml.backbones.skey import default_checkpoint, network_key_probabilities
 from ml.cache import file_sha256
+from ml.evaluation import before_after, summary_metrics
 from ml.keys import Key
 from ml.pretrain import PretrainConfig, pretrain, tracks_from_audio
 
 from ..models import PretrainingRun, Track
 from ..services import error_text
-from ..services.pretraining import pretraining_finished
-from .analysis import audio_path
+from ..services.pretraining import held_out_text, pretraining_finished
+from .analysis import audio_path, embeddings_ensure
 from .backbones import torch_device
 
 logger = logging.getLogger(__name__)
@@ -60,6 +63,41 @@ def _library_tracks(alive, device: str) -> list:
     if chunk:
         tracks += tracks_from_audio(chunk, device=device)
     return tracks
+
+
+def _network_alone(tracks: list[Track], checkpoint: str, alive) -> dict[int, np.ndarray]:
+    """{track id: the network's own key probabilities} for the tracks it could embed ("" = shipped weights).
+    The embeddings are recorded as analysis records them, so the next training reuses them."""
+    stored, _failures = embeddings_ensure(tracks, backbone_name="skey", checkpoint=checkpoint, alive=alive)
+    embedded = [track for track in tracks if (track.pk, 0) in stored]
+    probabilities = network_key_probabilities([np.load(stored[(track.pk, 0)].path) for track in embedded])
+    return {track.pk: row for track, row in zip(embedded, probabilities, strict=True)}
+
+
+def held_out_comparison(*, before: str | None, after: str, alive) -> dict:
+    """The network alone (its own key channels; no head, no labels) on the held-out split's key-labelled
+    tracks, with the weights pretraining started from (`before`; None: it started from random weights)
+    and with its checkpoint (`after`): each side's mir_eval scores and the paired gain. Those tracks never
+    enter pretraining, so this is what pretraining on this library bought before any head is trained;
+    {"n": 0} when no held-out track has a key label yet."""
+    tracks = list(
+        Track.objects.filter(
+            split=Track.Split.TEST, status=Track.Status.READY, consensus_label="key"
+        ).order_by("id")
+    )
+    after_probabilities = _network_alone(tracks, after, alive) if tracks else {}
+    before_probabilities = _network_alone(tracks, before, alive) if tracks and before is not None else {}
+    if before is not None:
+        tracks = [track for track in tracks if track.pk in before_probabilities]
+    tracks = [track for track in tracks if track.pk in after_probabilities]
+    if not tracks:
+        return {"n": 0}
+    keys = [Key.from_index(track.consensus_key) for track in tracks]
+    after_rows = np.stack([after_probabilities[track.pk] for track in tracks])
+    if before is None:
+        return {"n": len(tracks), "before": None, "after": summary_metrics(after_rows, keys), "gain": None}
+    before_rows = np.stack([before_probabilities[track.pk] for track in tracks])
+    return before_after(before_rows, after_rows, keys)
 
 
 def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
@@ -111,6 +149,8 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             progress=report,
             data_description={"library_tracks": len(tracks), "labelled": n_labelled, "run": run_id},
         )
+        started_from = "" if shipped.is_file() else None  # "": the shipped weights
+        held_out = held_out_comparison(before=started_from, after=str(out), alive=alive)
         pretraining_finished(
             run_id=run_id,
             status=PretrainingRun.Status.READY,
@@ -118,13 +158,16 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             steps_done=result.steps_done,
             checkpoint_path=str(out),
             checkpoint_sha256=file_sha256(out),
+            held_out=held_out,
         )
         logger.info(
-            "pretraining run %s: %d steps (resumed from %d) in %.0f s",
+            "pretraining run %s: %d steps (resumed from %d) in %.0f s; network alone on %d held-out tracks: %s",
             run_id,
             result.steps_done,
             result.resumed_from,
             result.seconds,
+            held_out["n"],
+            held_out_text(held_out),
         )
     except Exception as error:
         logger.exception("pretraining run %s failed", run_id)

@@ -215,3 +215,33 @@ def test_dashboard_links_the_api_exports_when_the_api_is_installed(ada, admin_us
     for text, url in links:
         assert f'href="{url}"' in html and text in html
     assert reverse("annotations:export_labels_csv") in html
+
+
+def test_dashboard_shows_what_a_pretraining_bought_on_held_out_tracks(ada):
+    from annotations.models import PretrainingRun
+
+    def side(weighted: float) -> dict:
+        return {"weighted": weighted, "weighted_ci95": [weighted - 0.05, weighted + 0.05], "n": 124}
+
+    held_out = {
+        "n": 124,
+        "before": side(0.677),
+        "after": side(0.767),
+        "gain": {"mean": 0.09, "ci95": [0.016, 0.16]},
+    }
+    PretrainingRun.objects.create(
+        status=PretrainingRun.Status.READY, progress=1.0, steps_done=400, steps_total=400, held_out=held_out
+    )
+    html = ada.get(DASHBOARD).content.decode()
+    assert 'data-testid="pretraining-held-out"' in html
+    assert "on 124 held-out labelled tracks" in html
+    assert '<span class="before">0.677</span> before, <span class="after">0.767</span> after' in html
+    assert '<span class="gain">+0.090</span> (95 % interval +0.016 to +0.160)' in html
+    # From random weights there is no "before"; with no labelled held-out track there is nothing to show.
+    PretrainingRun.objects.create(
+        status=PretrainingRun.Status.READY, held_out={**held_out, "before": None, "gain": None}
+    )
+    html = ada.get(DASHBOARD).content.decode()
+    assert 'weighted <span class="after">0.767</span> (it started from random weights)' in html
+    PretrainingRun.objects.create(status=PretrainingRun.Status.READY, held_out={"n": 0})
+    assert 'data-testid="pretraining-held-out"' not in ada.get(DASHBOARD).content.decode()

@@ -55,6 +55,19 @@ def test_the_command_pretrains_on_the_pool_split_and_the_next_training_uses_it(
     checkpoint = torch.load(run.checkpoint_path, weights_only=True)
     assert checkpoint["pretraining"]["step"] == 2
     assert "The next model training uses it" in out.getvalue()
+    # What it bought, before any head: the network alone on the held-out key-labelled track (D major),
+    # with the shipped weights it started from and with its checkpoint, scored and paired.
+    held_out = run.held_out
+    assert held_out["n"] == 1
+    for side in ("before", "after"):
+        assert held_out[side]["n"] == 1 and held_out[side]["weighted"] in (0.0, 0.2, 0.3, 0.5, 1.0)
+    assert held_out["gain"]["mean"] == pytest.approx(
+        held_out["after"]["weighted"] - held_out["before"]["weighted"]
+    )
+    assert f"on 1 held-out tracks (gain {held_out['gain']['mean']:+.3f}" in out.getvalue()
+    # Its embeddings are recorded, so the next training's held-out evaluation does not compute them again.
+    held_out_track = library[-1]
+    assert held_out_track.embeddings.filter(fingerprint__startswith="skey").count() == 2
 
     settings.KEYWEB = {**settings.KEYWEB, "BACKBONE": "skey"}
     version, created = model_training_request(reason="after pretraining")
@@ -90,3 +103,12 @@ def test_a_killed_pretraining_continues_from_its_checkpoint(library, settings, m
     assert finished.attempts == 2
     checkpoint = torch.load(pretraining_checkpoint_path(run.pk), weights_only=True)
     assert checkpoint["pretraining"]["step"] == 2 and len(checkpoint["pretraining"]["losses"]) == 2
+
+
+def test_held_out_comparison_without_labelled_held_out_tracks_says_so(library, monkeypatch):
+    from annotations.services.pretraining import held_out_text
+    from annotations.worker.pretraining import held_out_comparison
+
+    Track.objects.filter(split=Track.Split.TEST).update(consensus_label="", consensus_key=None)
+    assert held_out_comparison(before="", after="", alive=lambda: None) == {"n": 0}
+    assert "no held-out track has a key label yet" in held_out_text({"n": 0})

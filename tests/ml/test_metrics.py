@@ -3,7 +3,7 @@
 import numpy as np
 import pytest
 
-from ml.evaluation import metrics_from_probabilities
+from ml.evaluation import before_after, metrics_from_probabilities
 from ml.keys import Key
 from ml.metrics import (
     bootstrap_interval,
@@ -12,6 +12,7 @@ from ml.metrics import (
     item_scores,
     key_metrics,
     negative_log_likelihood,
+    paired_difference,
 )
 
 C = Key.parse("C major")
@@ -190,3 +191,33 @@ def test_metrics_from_probabilities_report_the_interval_of_their_weighted_score(
     low, high = metrics["weighted_ci95"]
     assert metrics["weighted"] == pytest.approx((30 + 10 * 0.3) / 40)
     assert low < metrics["weighted"] < high
+
+
+def test_paired_difference_is_the_mean_gain_with_its_interval_and_refuses_mismatched_tracks():
+    before = np.array([1.0, 0.3, 0.0, 0.5] * 30)
+    after = np.array([1.0, 1.0, 0.3, 0.5] * 30)
+    gain = paired_difference(after, before)
+    assert gain["mean"] == pytest.approx((0.7 + 0.3) / 4)
+    assert gain["ci95"] == bootstrap_interval(after - before) and gain["ci95"][0] > 0
+    assert paired_difference([], [])["mean"] == 0.0
+    with pytest.raises(ValueError, match="reference"):
+        paired_difference([1.0, 0.0], [1.0])
+
+
+def test_before_after_scores_both_sides_on_the_same_tracks_and_pairs_the_gain():
+    keys = [Key.from_index(i % 24) for i in range(48)]
+    right = np.full((48, 24), 0.01)
+    right[np.arange(48), [key.index for key in keys]] = 0.77
+    relative = np.full((48, 24), 0.01)
+    relative[np.arange(48), [key.relative.index for key in keys]] = 0.77
+    before = np.where(np.arange(48)[:, None] % 2 == 0, right, relative)  # half read as the relative key
+    comparison = before_after(before, right, keys)
+    assert comparison["n"] == 48
+    assert comparison["before"]["weighted"] == pytest.approx((24 + 24 * 0.3) / 48)
+    assert comparison["before"]["relative"] == pytest.approx(0.5)
+    assert comparison["after"]["weighted"] == 1.0 and "confusion" not in comparison["after"]
+    assert comparison["gain"]["mean"] == pytest.approx(1.0 - (24 + 24 * 0.3) / 48)
+    low, high = comparison["gain"]["ci95"]
+    assert 0 < low <= comparison["gain"]["mean"] <= high
+    with pytest.raises(ValueError, match="no tracks"):
+        before_after(before[:0], right[:0], [])

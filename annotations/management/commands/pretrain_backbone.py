@@ -9,7 +9,7 @@ from django.core.management.base import BaseCommand, CommandError
 from tqdm import tqdm
 
 from annotations.models import PretrainingRun
-from annotations.services.pretraining import PretrainingRefused, pretraining_request
+from annotations.services.pretraining import PretrainingRefused, held_out_text, pretraining_request
 
 
 class Command(BaseCommand):
@@ -69,3 +69,4 @@ class Command(BaseCommand):
             f"{run.n_tracks} tracks ({run.n_labelled} with a key); checkpoint {run.checkpoint_path} "
             f"(sha256 {run.checkpoint_sha256[:12]}). The next model training uses it."
         )
+        self.stdout.write(f"The network alone (no head): {held_out_text(run.held_out)}.")
