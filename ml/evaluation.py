@@ -18,19 +18,6 @@ from ml.metrics import (
     paired_difference,
 )
 
-# What a comparison keeps of each side's metrics (not the confusion matrix).
-SUMMARY_FIELDS = (
-    "weighted",
-    "weighted_ci95",
-    "correct",
-    "fifth",
-    "relative",
-    "parallel",
-    "other",
-    "ece",
-    "n",
-)
-
 
 def metrics_from_probabilities(probabilities: np.ndarray, keys: Sequence[Key]) -> dict:
     """key_metrics (weighted, outcome fractions, confusion, n) of the argmax, plus ECE, NLL and
@@ -59,9 +46,9 @@ def head_evaluate(head: KeyHead, tracks: Sequence[np.ndarray], keys: Sequence[Ke
 
 
 def summary_metrics(probabilities: np.ndarray, keys: Sequence[Key]) -> dict:
-    """metrics_from_probabilities without the confusion matrix and NLL: what a stored comparison keeps."""
+    """metrics_from_probabilities without the 24×24 confusion matrix: what a stored comparison keeps."""
     metrics = metrics_from_probabilities(probabilities, keys)
-    return {field: metrics[field] for field in SUMMARY_FIELDS}
+    return {name: value for name, value in metrics.items() if name != "confusion"}
 
 
 def before_after(before: np.ndarray, after: np.ndarray, keys: Sequence[Key]) -> dict:
