@@ -279,8 +279,9 @@ def plot(report: dict, path: Path) -> None:
     """Learning curves (mean over seeds, min–max band) of every backbone that has them, as a PNG."""
     from ml.simulation import curves_plot
 
-    curves = {
-        label: [
+    curves = {}
+    for label, entry in report["backbones"].items():
+        rows = [
             {
                 "labels": row["labels"],
                 "weighted": row["weighted_mean"],
@@ -289,13 +290,15 @@ def plot(report: dict, path: Path) -> None:
             }
             for row in mean_curve(entry.get("points", []))
         ]
-        for label, entry in report["backbones"].items()
-    }
+        if rows and "network_alone" in entry:  # 0 labels: what the network says with no head
+            alone = entry["network_alone"]["weighted"]
+            rows.insert(0, {"labels": 0, "weighted": alone, "weighted_min": alone, "weighted_max": alone})
+        curves[label] = rows
     peers = report.get("peers", {})
     thresholds = (
         [peers["essentia_bgate"]["weighted"]] if "weighted" in peers.get("essentia_bgate", {}) else []
     )
-    title = f"devbench test ({report['n_test']} pieces); grey line: essentia bgate"
+    title = f"devbench test ({report['n_test']} pieces); 0 labels: the network alone; grey: essentia bgate"
     curves_plot(path, curves={k: v for k, v in curves.items() if v}, thresholds=thresholds, title=title)
 
 

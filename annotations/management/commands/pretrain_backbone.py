@@ -69,4 +69,7 @@ class Command(BaseCommand):
             f"{run.n_tracks} tracks ({run.n_labelled} with a key); checkpoint {run.checkpoint_path} "
             f"(sha256 {run.checkpoint_sha256[:12]}). The next model training uses it."
         )
-        self.stdout.write(f"The network alone (no head): {held_out_text(run.held_out)}.")
+        self.stdout.write(
+            f"The network alone (its own key channels, no head; not a forecast of the next model's score): "
+            f"{held_out_text(run.held_out)}."
+        )
