@@ -185,6 +185,8 @@ def pretraining_status() -> dict | None:
 
 def _held_out_display(held_out: dict | None) -> dict | None:
     """A run's held-out comparison (worker.pretraining.held_out_comparison) as the page prints it."""
+    if held_out and held_out.get("error"):
+        return {"error": held_out["error"]}
     if not held_out or not held_out.get("n"):
         return None
     shown = {"n": held_out["n"], "after": f"{held_out['after']['weighted']:.3f}", "before": None}

@@ -64,6 +64,8 @@ def pretraining_finished(*, run_id: int, **fields) -> None:
 
 def held_out_text(held_out: dict | None) -> str:
     """A run's held-out comparison in one line (the command and the worker log; the dashboard has its own)."""
+    if held_out and held_out.get("error"):
+        return f"measuring it on the held-out tracks failed ({held_out['error']}); the checkpoint is usable"
     if not held_out or not held_out.get("n"):
         return "no held-out track has a key label yet, so nothing measured what it bought"
     after = held_out["after"]

@@ -150,7 +150,11 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             data_description={"library_tracks": len(tracks), "labelled": n_labelled, "run": run_id},
         )
         started_from = "" if shipped.is_file() else None  # "": the shipped weights
-        held_out = held_out_comparison(before=started_from, after=str(out), alive=alive)
+        try:
+            held_out = held_out_comparison(before=started_from, after=str(out), alive=alive)
+        except Exception as error:  # the checkpoint is good; only the measurement failed
+            logger.exception("pretraining run %s: measuring it on the held-out tracks failed", run_id)
+            held_out = {"n": 0, "error": error_text(error)}
         pretraining_finished(
             run_id=run_id,
             status=PretrainingRun.Status.READY,

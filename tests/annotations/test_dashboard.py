@@ -243,5 +243,10 @@ def test_dashboard_shows_what_a_pretraining_bought_on_held_out_tracks(ada):
     )
     html = ada.get(DASHBOARD).content.decode()
     assert 'weighted <span class="after">0.767</span> (it started from random weights)' in html
+    PretrainingRun.objects.create(status=PretrainingRun.Status.READY, held_out={"n": 0, "error": "disk full"})
+    assert (
+        '(<span class="error">disk full</span>); the checkpoint is usable'
+        in ada.get(DASHBOARD).content.decode()
+    )
     PretrainingRun.objects.create(status=PretrainingRun.Status.READY, held_out={"n": 0})
     assert 'data-testid="pretraining-held-out"' not in ada.get(DASHBOARD).content.decode()

@@ -112,3 +112,20 @@ def test_held_out_comparison_without_labelled_held_out_tracks_says_so(library, m
     Track.objects.filter(split=Track.Split.TEST).update(consensus_label="", consensus_key=None)
     assert held_out_comparison(before="", after="", alive=lambda: None) == {"n": 0}
     assert "no held-out track has a key label yet" in held_out_text({"n": 0})
+
+
+def test_a_failed_measurement_leaves_the_pretraining_ready_and_says_why(library, monkeypatch, caplog):
+    import annotations.worker.pretraining as worker_pretraining
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    monkeypatch.setattr(worker_pretraining, "embeddings_ensure", disk_full)
+    run, _ = pretraining_request(steps=1, on_worker=False)
+    finished = pretraining_run(run_id=run.pk)
+    assert finished.status == PretrainingRun.Status.READY and len(finished.checkpoint_sha256) == 64
+    assert finished.held_out["n"] == 0 and "No space left on device" in finished.held_out["error"]
+    from annotations.services.pretraining import held_out_text
+
+    assert "the checkpoint is usable" in held_out_text(finished.held_out)
