@@ -80,10 +80,10 @@ def held_out_comparison(*, before: str | None, after: str, alive) -> dict:
     and with its checkpoint (`after`): each side's mir_eval scores and the paired gain. Those tracks never
     enter pretraining, so this is what pretraining on this library bought before any head is trained;
     {"n": 0} when no held-out track has a key label yet."""
-    tracks = list(
-        Track.objects.filter(
-            split=Track.Split.TEST, status=Track.Status.READY, consensus_label="key"
-        ).order_by("id")
+    tracks = list(  # the held-out tracks a training evaluates on (worker.training.model_train)
+        Track.objects.filter(split=Track.Split.TEST, consensus_label="key")
+        .exclude(status=Track.Status.FAILED)
+        .order_by("id")
     )
     after_probabilities = _network_alone(tracks, after, alive) if tracks else {}
     before_probabilities = _network_alone(tracks, before, alive) if tracks and before is not None else {}
