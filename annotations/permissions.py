@@ -44,6 +44,7 @@ PERMISSIONS: dict[str, dict[str, str]] = {
     "api:review-list": {"GET": REVIEWER},
     "api:model-list": {"GET": ANNOTATOR},
     "api:model-training": {"GET": ANNOTATOR, "POST": ADMIN},
+    "api:model-pretraining": {"GET": ANNOTATOR, "POST": ADMIN},
     "api:model-detail": {"GET": ANNOTATOR},
     "api:model-activate": {"POST": ADMIN},
     "api:prediction-list": {"POST": ANNOTATOR},

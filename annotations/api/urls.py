@@ -34,6 +34,7 @@ urlpatterns = [
     path("v1/reviews", labels.ReviewListApi.as_view(), name="review-list"),
     path("v1/models", model_versions.ModelVersionListApi.as_view(), name="model-list"),
     path("v1/models/training", model_versions.TrainingApi.as_view(), name="model-training"),
+    path("v1/models/pretraining", model_versions.PretrainingApi.as_view(), name="model-pretraining"),
     path("v1/models/<int:pk>", model_versions.ModelVersionDetailApi.as_view(), name="model-detail"),
     path(
         "v1/models/<int:pk>/activate", model_versions.ModelVersionActivateApi.as_view(), name="model-activate"

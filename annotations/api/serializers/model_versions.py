@@ -7,7 +7,7 @@ from rest_framework import serializers
 
 from ml.keys import ALL_KEYS
 
-from ...models import ModelVersion
+from ...models import ModelVersion, PretrainingRun
 
 SUMMARY_METRICS = (
     "weighted",
@@ -158,3 +158,53 @@ class TrainingStatusSerializer(serializers.Serializer):
     version = ModelVersionSerializer(allow_null=True, help_text="The running training, else the newest")
     labels_since_last_training = serializers.IntegerField()
     retrain_min_new_labels = serializers.IntegerField()
+
+
+class PretrainingRunSerializer(serializers.ModelSerializer):
+    held_out = serializers.JSONField(
+        help_text="The network alone (its own key channels, no head) on the held-out key-labelled tracks with "
+        "the weights pretraining started from (`before`, null when it started from random weights) and with "
+        "its checkpoint (`after`): mir_eval `weighted`, its `weighted_ci95`, the outcome fractions, `ece`, and "
+        "`gain`, the paired mean difference with its 95 % interval `ci95`. {} until the run finishes, "
+        '{"n": 0} without labelled held-out tracks, `error` if measuring failed. A diagnostic of what '
+        "pretraining changed, not a forecast of the next model's score."
+    )
+
+    class Meta:
+        model = PretrainingRun
+        fields = [
+            "id",
+            "backbone",
+            "status",
+            "progress",
+            "steps_done",
+            "steps_total",
+            "n_tracks",
+            "n_labelled",
+            "losses",
+            "checkpoint_sha256",
+            "held_out",
+            "error",
+            "created_at",
+            "finished_at",
+        ]
+        read_only_fields = fields
+
+
+class PretrainingRequestSerializer(serializers.Serializer):
+    steps = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        max_value=1_000_000,
+        help_text="Optimiser steps (default KEYWEB_PRETRAINING_STEPS)",
+    )
+
+
+class PretrainingRequestResultSerializer(serializers.Serializer):
+    created = serializers.BooleanField(help_text="false: a pretraining was already queued or running")
+    run = PretrainingRunSerializer()
+
+
+class PretrainingStatusSerializer(serializers.Serializer):
+    in_progress = serializers.BooleanField()
+    run = PretrainingRunSerializer(allow_null=True, help_text="The running pretraining, else the newest")

@@ -1,4 +1,5 @@
-"""Model versions: metrics, confusion and learning curve (any role); activation and training (admin)."""
+"""Model versions: metrics, confusion and learning curve (any role); activation, training and backbone
+pretraining (admin)."""
 
 from __future__ import annotations
 
@@ -10,14 +11,19 @@ from rest_framework.generics import ListAPIView
 from rest_framework.response import Response
 from rest_framework.views import APIView
 
-from ...models import ModelVersion
+from ...models import ModelVersion, PretrainingRun
 from ...permissions import IsAdmin, IsAnnotator
 from ...selectors import labels_since_last_training, model_learning_curve
 from ...services.model_versions import model_training_request, model_version_activate
-from ..errors import Conflict
+from ...services.pretraining import PretrainingRefused, pretraining_request
+from ..errors import Conflict, field_error
 from ..serializers.model_versions import (
     ModelVersionDetailSerializer,
     ModelVersionSerializer,
+    PretrainingRequestResultSerializer,
+    PretrainingRequestSerializer,
+    PretrainingRunSerializer,
+    PretrainingStatusSerializer,
     TrainingRequestResultSerializer,
     TrainingRequestSerializer,
     TrainingStatusSerializer,
@@ -93,5 +99,43 @@ class TrainingApi(APIView):
         version, created = model_training_request(user=request.user, reason=data.validated_data["reason"])
         return Response(
             {"created": created, "version": ModelVersionSerializer(version).data},
+            status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
+        )
+
+
+class PretrainingApi(APIView):
+    """GET: the running (or latest) backbone pretraining, with what it measured on held-out tracks (any role).
+    POST: request one (admin); while one is queued or running, that one is returned."""
+
+    def get_permissions(self):
+        return [IsAdmin()] if self.request.method == "POST" else [IsAnnotator()]
+
+    @extend_schema(responses={200: PretrainingStatusSerializer})
+    def get(self, request):
+        running = PretrainingRun.objects.filter(in_progress=True).first()
+        latest = running or PretrainingRun.objects.order_by("-id").first()
+        return Response(
+            {
+                "in_progress": running is not None,
+                "run": PretrainingRunSerializer(latest).data if latest else None,
+            }
+        )
+
+    @extend_schema(
+        request=PretrainingRequestSerializer,
+        responses={
+            202: OpenApiResponse(PretrainingRequestResultSerializer, description="Pretraining queued"),
+            200: OpenApiResponse(PretrainingRequestResultSerializer, description="One was already running"),
+        },
+    )
+    def post(self, request):
+        data = PretrainingRequestSerializer(data=request.data)
+        data.is_valid(raise_exception=True)
+        try:
+            run, created = pretraining_request(user=request.user, steps=data.validated_data.get("steps"))
+        except PretrainingRefused as error:
+            raise field_error("steps", str(error)) from error
+        return Response(
+            {"created": created, "run": PretrainingRunSerializer(run).data},
             status=status.HTTP_202_ACCEPTED if created else status.HTTP_200_OK,
         )

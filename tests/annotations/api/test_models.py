@@ -101,3 +101,41 @@ def test_training_status_counts_new_labels(annotator, db):
         "labels_since_last_training": 1,
         "retrain_min_new_labels": body["retrain_min_new_labels"],
     }
+
+
+def test_pretraining_request_is_admin_only_never_doubles_and_reports_what_it_measured(
+    annotator, admin_user, db, django_capture_on_commit_callbacks
+):
+    from annotations.models import PretrainingRun
+
+    url = "/api/v1/models/pretraining"
+    assert token_client(annotator).get(url).json() == {"in_progress": False, "run": None}
+    assert token_client(annotator).post(url, {}, format="json").status_code == 403
+    admin = token_client(admin_user)
+    refused = admin.post(url, {"steps": 0}, format="json")
+    assert refused.status_code == 400 and refused.json()["errors"][0]["field"] == "steps"
+    assert admin.post(url, {"steps": "many"}, format="json").status_code == 400
+    with django_capture_on_commit_callbacks(execute=False) as callbacks:
+        first = admin.post(url, {"steps": 40}, format="json")
+        second = admin.post(url, {}, format="json")
+    assert first.status_code == 202 and first.json()["created"] is True
+    assert first.json()["run"]["steps_total"] == 40 and first.json()["run"]["status"] == "queued"
+    assert second.status_code == 200 and second.json()["created"] is False
+    assert second.json()["run"]["id"] == first.json()["run"]["id"]
+    assert len(callbacks) == 1  # one pretraining task queued
+    status = token_client(annotator).get(url).json()
+    assert status["in_progress"] is True and status["run"]["id"] == first.json()["run"]["id"]
+
+    # Finished: the held-out comparison the worker recorded is what a client reads.
+    held_out = {
+        "n": 12,
+        "before": {"weighted": 0.6, "weighted_ci95": [0.4, 0.8]},
+        "after": {"weighted": 0.7, "weighted_ci95": [0.5, 0.9]},
+        "gain": {"mean": 0.1, "ci95": [0.01, 0.2]},
+    }
+    PretrainingRun.objects.filter(pk=first.json()["run"]["id"]).update(
+        status=PretrainingRun.Status.READY, in_progress=None, progress=1.0, steps_done=40, held_out=held_out
+    )
+    status = token_client(annotator).get(url).json()
+    assert status["in_progress"] is False and status["run"]["status"] == "ready"
+    assert status["run"]["held_out"] == held_out
