@@ -195,8 +195,8 @@ class PretrainingRequestSerializer(serializers.Serializer):
     steps = serializers.IntegerField(
         required=False,
         min_value=1,
-        max_value=1_000_000,
-        help_text="Optimiser steps (default KEYWEB_PRETRAINING_STEPS)",
+        max_value=100_000,
+        help_text="Optimiser steps (default KEYWEB_PRETRAINING_STEPS; at most 100,000, ~6 h on 2 CPU cores)",
     )
 
 
