@@ -125,7 +125,7 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             PretrainingRun.objects.filter(pk=run_id).update(
                 heartbeat_at=timezone.now(),
                 steps_done=step,
-                progress=round(0.1 + 0.9 * step / max(steps, 1), 3),
+                progress=round(0.1 + 0.8 * step / max(steps, 1), 3),  # the last 0.1: the held-out measurement
                 losses=losses,
             )
 
@@ -150,6 +150,7 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             data_description={"library_tracks": len(tracks), "labelled": n_labelled, "run": run_id},
         )
         started_from = "" if shipped.is_file() else None  # "": the shipped weights
+        PretrainingRun.objects.filter(pk=run_id).update(progress=0.9, heartbeat_at=timezone.now())
         try:
             held_out = held_out_comparison(before=started_from, after=str(out), alive=alive)
         except Exception as error:  # the checkpoint is good; only the measurement failed
