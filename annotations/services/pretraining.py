@@ -69,11 +69,12 @@ def held_out_text(held_out: dict | None) -> str:
     if not held_out or not held_out.get("n"):
         return "no held-out track has a key label yet, so nothing measured what it bought"
     after = held_out["after"]
+    tracks = f"{held_out['n']} held-out track{'' if held_out['n'] == 1 else 's'}"
     if held_out.get("before") is None:
-        return f"weighted {after['weighted']:.3f} on {held_out['n']} held-out tracks (it started from random weights)"
+        return f"weighted {after['weighted']:.3f} on {tracks} (it started from random weights)"
     gain = held_out["gain"]
     low, high = gain["ci95"]
     return (
-        f"weighted {held_out['before']['weighted']:.3f} → {after['weighted']:.3f} on {held_out['n']} held-out "
-        f"tracks (gain {gain['mean']:+.3f}, 95 % interval {low:+.3f} to {high:+.3f})"
+        f"weighted {held_out['before']['weighted']:.3f} → {after['weighted']:.3f} on {tracks} "
+        f"(gain {gain['mean']:+.3f}, 95 % interval {low:+.3f} to {high:+.3f})"
     )

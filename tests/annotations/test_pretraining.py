@@ -64,7 +64,7 @@ def test_the_command_pretrains_on_the_pool_split_and_the_next_training_uses_it(
     assert held_out["gain"]["mean"] == pytest.approx(
         held_out["after"]["weighted"] - held_out["before"]["weighted"]
     )
-    assert f"on 1 held-out tracks (gain {held_out['gain']['mean']:+.3f}" in out.getvalue()
+    assert f"on 1 held-out track (gain {held_out['gain']['mean']:+.3f}" in out.getvalue()
     # Its embeddings are recorded, so the next training's held-out evaluation does not compute them again.
     held_out_track = library[-1]
     assert held_out_track.embeddings.filter(fingerprint__startswith="skey").count() == 2
@@ -105,7 +105,7 @@ def test_a_killed_pretraining_continues_from_its_checkpoint(library, settings, m
     assert checkpoint["pretraining"]["step"] == 2 and len(checkpoint["pretraining"]["losses"]) == 2
 
 
-def test_held_out_comparison_without_labelled_held_out_tracks_says_so(library, monkeypatch):
+def test_held_out_comparison_without_labelled_held_out_tracks_says_so(library):
     from annotations.services.pretraining import held_out_text
     from annotations.worker.pretraining import held_out_comparison
 
@@ -114,7 +114,7 @@ def test_held_out_comparison_without_labelled_held_out_tracks_says_so(library, m
     assert "no held-out track has a key label yet" in held_out_text({"n": 0})
 
 
-def test_a_failed_measurement_leaves_the_pretraining_ready_and_says_why(library, monkeypatch, caplog):
+def test_a_failed_measurement_leaves_the_pretraining_ready_and_says_why(library, monkeypatch):
     import annotations.worker.pretraining as worker_pretraining
 
     def disk_full(*args, **kwargs):
