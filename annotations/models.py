@@ -386,6 +386,10 @@ class PretrainingRun(models.Model):
     in_progress = models.BooleanField(null=True, blank=True, default=None)
     heartbeat_at = models.DateTimeField(null=True, blank=True)
     attempts = models.PositiveSmallIntegerField(default=0)
+    resumed_from = models.PositiveIntegerField(
+        default=0,
+        help_text="The checkpoint step the latest attempt continued from after a worker stopped (0: from the start)",
+    )
     requested_by = models.ForeignKey(
         settings.AUTH_USER_MODEL, null=True, blank=True, on_delete=models.SET_NULL, related_name="+"
     )

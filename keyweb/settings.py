@@ -212,12 +212,14 @@ KEYWEB = {
     # Activation (services.model_versions): at least this many held-out tracks scored by both versions,
     # and the candidate's paired-bootstrap lower bound may be at most ACTIVATION_TOLERANCE below.
     "ACTIVATION_MIN_TRACKS": int(env_number("KEYWEB_ACTIVATION_MIN_TRACKS", 20, int)),
-    # Self-supervised pretraining of the learned backbone (manage.py pretrain_backbone, the dashboard):
-    # optimiser steps per run, and how much of each track it reads.
     # Share of tracks a second annotator labels too, blind to the first (agreement, Review).
     "SECOND_OPINION_SHARE": env_number("KEYWEB_SECOND_OPINION_SHARE", 0.10),
+    # Self-supervised pretraining of the learned backbone (manage.py pretrain_backbone, the dashboard):
+    # optimiser steps per run, how much of each track it reads, and how often it saves its checkpoint
+    # (a worker that dies loses at most this many seconds of it).
     "PRETRAINING_STEPS": int(env_number("KEYWEB_PRETRAINING_STEPS", 600, int)),
     "PRETRAINING_MAX_SECONDS_PER_TRACK": env_number("KEYWEB_PRETRAINING_MAX_SECONDS_PER_TRACK", 90),
+    "PRETRAINING_CHECKPOINT_S": env_number("KEYWEB_PRETRAINING_CHECKPOINT_S", 60),
 }
 
 # --- Celery ----------------------------------------------------------------------------------------

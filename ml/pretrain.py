@@ -44,6 +44,9 @@ class PretrainConfig:
     weight_balance: float = 15.0  # S-KEY's λ_avg
     weight_supervised: float = 1.0  # cross-entropy on tracks with a known key
     checkpoint_every: int = 50
+    # ...or sooner, once this many seconds passed since the last one: a killed worker loses at most a
+    # minute however slow its steps (a 2-core machine, a large batch); None: steps only.
+    checkpoint_seconds: float | None = 60.0
     seed: int = 0
 
 
@@ -243,9 +246,10 @@ def pretrain(
 ) -> PretrainResult:
     """Train SKeyNet for `config.steps` steps and write a self-describing checkpoint to `out`.
 
-    Every `config.checkpoint_every` steps (and at the end, or when `time_budget_s` runs out) the model,
-    optimizer, step and random state are written atomically to `out`; with `resume=True` an unfinished
-    checkpoint there is continued from its step, so a killed worker loses at most that many steps.
+    Every `config.checkpoint_every` steps or `config.checkpoint_seconds` seconds, whichever comes first (and
+    at the end, or when `time_budget_s` runs out), the model, optimizer, step and random state are written
+    atomically to `out`; with `resume=True` an unfinished checkpoint there is continued from its step, so
+    a killed worker loses at most the steps since then. Saving changes nothing that is trained.
     `init_from` starts from another checkpoint's weights (e.g. fine-tuning the shipped one).
     `progress(step, steps, losses)` is called after every step.
     """
@@ -279,6 +283,7 @@ def pretrain(
     data = data_description or {"tracks": len(tracks), "labelled": sum(t.key is not None for t in tracks)}
     frames = _frames_per_segment(config)
     batch_size = min(config.batch_size, len(tracks))
+    saved_at = time.monotonic()
     while step < config.steps:
         if len(order) < batch_size:
             order += rng.permutation(len(tracks)).tolist()
@@ -299,10 +304,14 @@ def pretrain(
         if progress:
             progress(step, config.steps, losses[-1])
         out_of_time = time_budget_s is not None and time.monotonic() - started > time_budget_s
-        if step % config.checkpoint_every == 0 or step >= config.steps or out_of_time:
+        due = (
+            config.checkpoint_seconds is not None and time.monotonic() - saved_at >= config.checkpoint_seconds
+        )
+        if step % config.checkpoint_every == 0 or due or step >= config.steps or out_of_time:
             model.eval()
             _save(out, model, optimizer, config, step, losses, rng, order, data)
             model.train()
+            saved_at = time.monotonic()
         if out_of_time:
             break
     if step == resumed_from:  # nothing left to do: the checkpoint is already complete

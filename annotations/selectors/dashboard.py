@@ -173,6 +173,7 @@ def pretraining_status() -> dict | None:
         "progress": run.progress,
         "steps_done": run.steps_done,
         "steps_total": run.steps_total,
+        "resumed_from": run.resumed_from,
         "n_tracks": run.n_tracks,
         "n_labelled": run.n_labelled,
         "loss": (run.losses or {}).get("total"),

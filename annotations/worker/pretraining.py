@@ -111,6 +111,7 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
     run = PretrainingRun.objects.get(pk=run_id)
     out = pretraining_checkpoint_path(run_id)
     last = [0.0]
+    first_step = [True]
 
     def alive() -> None:
         if time.monotonic() - last[0] > 2.0:
@@ -120,6 +121,9 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
     def report(step: int, steps: int, losses: dict) -> None:
         if on_step is not None:
             on_step(step, steps)
+        if first_step[0]:  # the step it continued from (after a worker stopped), shown while it runs
+            first_step[0] = False
+            PretrainingRun.objects.filter(pk=run_id).update(resumed_from=step - 1)
         if time.monotonic() - last[0] > 2.0 or step >= steps:
             last[0] = time.monotonic()
             PretrainingRun.objects.filter(pk=run_id).update(
@@ -142,7 +146,9 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
         result = pretrain(
             tracks,
             out=out,
-            config=PretrainConfig(steps=run.steps_total),
+            config=PretrainConfig(
+                steps=run.steps_total, checkpoint_seconds=settings.KEYWEB["PRETRAINING_CHECKPOINT_S"]
+            ),
             device=device,
             resume=out.is_file(),  # a run whose worker died continues from its last checkpoint
             init_from=shipped if shipped.is_file() and not out.is_file() else None,
@@ -161,6 +167,7 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             status=PretrainingRun.Status.READY,
             progress=1.0,
             steps_done=result.steps_done,
+            resumed_from=result.resumed_from,
             checkpoint_path=str(out),
             checkpoint_sha256=file_sha256(out),
             held_out=held_out,

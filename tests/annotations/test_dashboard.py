@@ -250,3 +250,15 @@ def test_dashboard_shows_what_a_pretraining_bought_on_held_out_tracks(ada):
     )
     PretrainingRun.objects.create(status=PretrainingRun.Status.READY, held_out={"n": 0})
     assert 'data-testid="pretraining-held-out"' not in ada.get(DASHBOARD).content.decode()
+
+
+def test_dashboard_says_when_a_pretraining_continued_after_its_worker_stopped(ada):
+    from annotations.models import PretrainingRun
+
+    run = PretrainingRun.objects.create(
+        status=PretrainingRun.Status.RUNNING, in_progress=True, steps_done=120, steps_total=600
+    )
+    assert "after a worker stopped" not in ada.get(DASHBOARD).content.decode()  # from the start: nothing said
+    PretrainingRun.objects.filter(pk=run.pk).update(resumed_from=100, attempts=2)
+    html = ada.get(DASHBOARD).content.decode()
+    assert "120 / 600 steps\n    (continued from its checkpoint at step 100 after a worker stopped)" in html

@@ -1,5 +1,5 @@
-"""Faults with real parts: a worker SIGKILLed mid-batch or mid-training, and a broker that is down while
-the web side saves work. Every piece of work is done exactly once, after the fault, without a person.
+"""Faults with real parts: a worker SIGKILLed mid-batch, mid-training or mid-pretraining, and a broker that
+is down while the web side saves work. Every piece of work is done exactly once, after the fault, without a person.
 
 The stale timeout is set to 6 s for these tests (KEYWEB_STALE_AFTER_S; 120 s by default, see
 docs/operations.md), so recovery takes seconds instead of minutes.
@@ -14,12 +14,14 @@ import time
 from datetime import timedelta
 
 import pytest
+import torch
 from django.core.management import call_command
 
 from annotations import dispatch
-from annotations.models import Embedding, ModelVersion, OutboxMessage, Track
+from annotations.models import Embedding, ModelVersion, OutboxMessage, PretrainingRun, Track
 from annotations.services.labels import LabelValue, annotation_import
 from annotations.services.model_versions import model_training_request
+from annotations.services.pretraining import pretraining_request
 from annotations.services.tracks import track_import
 from keyweb.celery import app
 from tests.conftest import wait_for
@@ -114,6 +116,50 @@ def test_a_worker_killed_mid_training_has_it_trained_once_by_the_next(celery_wor
     assert version.attempts == 2 and version.in_progress is None
     assert ModelVersion.objects.filter(is_default=False).count() == 1  # the same version, run once more
     print(f"recovered in {time.monotonic() - started:.1f} s after the new worker started")
+
+
+def test_a_worker_killed_mid_pretraining_has_the_next_continue_from_its_checkpoint(celery_workers, tmp_path):
+    tracks = _import(tmp_path, 6, seconds=10)
+    Track.objects.filter(pk__in=[t.pk for t in tracks]).update(
+        status=Track.Status.READY, split=Track.Split.POOL
+    )
+    # A checkpoint after every step (KEYWEB_PRETRAINING_CHECKPOINT_S=0), so the kill lands between two.
+    environment = {**STALE, "KEYWEB_PRETRAINING_CHECKPOINT_S": "0"}
+    first = celery_workers(**environment)
+    steps = 200  # the checkpoint keeps the last 200 loss records: all of them here
+    run, created = pretraining_request(steps=steps)
+    assert created
+    wait_for(
+        lambda: PretrainingRun.objects.filter(pk=run.pk, steps_done__gte=3).exists(),
+        timeout=180,
+        interval=0.05,
+        message="pretraining under way",
+    )
+    _kill(first)
+    run.refresh_from_db()
+    assert run.status == PretrainingRun.Status.RUNNING and run.steps_done < steps  # killed mid-way
+    killed_at = torch.load(run.checkpoint_path, weights_only=True)["pretraining"]["step"]
+    assert killed_at >= run.steps_done - 1  # the kill may fall between a step's report and its save
+
+    started = time.monotonic()
+    celery_workers(**environment)
+    wait_for(
+        lambda: PretrainingRun.objects.get(pk=run.pk).status in ("ready", "failed"),
+        timeout=300,
+        message="the pretraining to finish on the second worker",
+    )
+    run.refresh_from_db()
+    assert run.status == PretrainingRun.Status.READY, run.error
+    assert run.attempts == 2 and run.in_progress is None and run.steps_done == steps
+    # It continued from the step the killed worker had saved, not from the start, and lost no step.
+    assert run.resumed_from == killed_at
+    final = torch.load(run.checkpoint_path, weights_only=True)["pretraining"]
+    assert final["complete"] and final["step"] == steps
+    assert [record["step"] for record in final["losses"]] == list(range(1, steps + 1))
+    assert PretrainingRun.objects.count() == 1  # the same run, not a new one
+    print(
+        f"continued from step {killed_at} and finished {time.monotonic() - started:.1f} s after the new worker started"
+    )
 
 
 @pytest.fixture

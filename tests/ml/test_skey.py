@@ -148,6 +148,30 @@ def test_every_loss_term_is_finite_and_has_gradients_without_labels():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+def test_pretraining_saves_on_time_as_well_as_every_n_steps(tmp_path):
+    tracks = _key_tracks(4, labelled=False)
+    config = PretrainConfig(
+        steps=5,
+        batch_size=4,
+        segment_seconds=1.0,
+        checkpoint_every=1000,
+        checkpoint_seconds=0.0,
+        warmup_steps=1,
+    )
+
+    class Killed(Exception):
+        pass
+
+    def kill_at_step_4(step, steps, losses):
+        if step == 4:
+            raise Killed
+
+    with pytest.raises(Killed):
+        pretrain(tracks, out=tmp_path / "timed.pt", config=config, model_config=TINY, progress=kill_at_step_4)
+    # Far from 1,000 steps, but the time was due: the killed run kept every step before the kill.
+    assert torch.load(tmp_path / "timed.pt", weights_only=True)["pretraining"]["step"] == 3
+
+
 def test_pretraining_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_path):
     tracks = _key_tracks(8, labelled=False) + _key_tracks(4)
     config = PretrainConfig(steps=6, batch_size=4, segment_seconds=1.0, checkpoint_every=2, warmup_steps=1)

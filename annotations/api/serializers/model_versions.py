@@ -179,6 +179,8 @@ class PretrainingRunSerializer(serializers.ModelSerializer):
             "progress",
             "steps_done",
             "steps_total",
+            "resumed_from",
+            "attempts",
             "n_tracks",
             "n_labelled",
             "losses",

@@ -134,8 +134,15 @@ def test_pretraining_request_is_admin_only_never_doubles_and_reports_what_it_mea
         "gain": {"mean": 0.1, "ci95": [0.01, 0.2]},
     }
     PretrainingRun.objects.filter(pk=first.json()["run"]["id"]).update(
-        status=PretrainingRun.Status.READY, in_progress=None, progress=1.0, steps_done=40, held_out=held_out
+        status=PretrainingRun.Status.READY,
+        in_progress=None,
+        progress=1.0,
+        steps_done=40,
+        held_out=held_out,
+        attempts=2,
+        resumed_from=30,  # its first worker died after the checkpoint at step 30
     )
     status = token_client(annotator).get(url).json()
     assert status["in_progress"] is False and status["run"]["status"] == "ready"
     assert status["run"]["held_out"] == held_out
+    assert status["run"]["attempts"] == 2 and status["run"]["resumed_from"] == 30
