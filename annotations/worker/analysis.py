@@ -18,6 +18,7 @@ from ml.backbones.pitchclass import estimate_tuning_cents
 from ml.files import npy_write_atomic
 
 from ..models import Embedding, Track
+from ..selectors import track_visuals_stored
 from ..services.visuals import track_visuals_compute, track_visuals_write
 from .backbones import analysis_backbone, backbone_for, embedding_path, fingerprint_for
 
@@ -119,10 +120,14 @@ def embeddings_ensure(
 
 def _tuning_and_visuals(track: Track, audio: np.ndarray) -> None:
     """While the audio is decoded anyway: the tuning estimate, then the waveform and chromagram the label
-    page draws (tuning-compensated). A drawing failure is logged, never fails the analysis."""
+    page draws (tuning-compensated), unless they are stored already: they depend on the audio alone, so
+    embedding it again with another network (a new model, a pretraining's measurement) leaves them. A
+    drawing failure is logged, never fails the analysis."""
     if track.tuning_cents is None:
         track.tuning_cents = float(estimate_tuning_cents(audio))
         Track.objects.filter(pk=track.pk).update(tuning_cents=track.tuning_cents)
+    if track_visuals_stored(track) is not None:
+        return
     try:
         track_visuals_write(track=track, visuals=track_visuals_compute(track=track, audio=audio))
     except Exception:

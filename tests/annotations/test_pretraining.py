@@ -13,7 +13,7 @@ from django.core.management import call_command
 from django.utils import timezone
 
 from annotations import dispatch
-from annotations.models import OutboxMessage, PretrainingRun, Track
+from annotations.models import Embedding, OutboxMessage, PretrainingRun, Track
 from annotations.services.labels import LabelValue, annotation_import
 from annotations.services.model_versions import model_training_request
 from annotations.services.pretraining import pretraining_request
@@ -129,3 +129,24 @@ def test_a_failed_measurement_leaves_the_pretraining_ready_and_says_why(library,
     from annotations.services.pretraining import held_out_text
 
     assert "the checkpoint is usable" in held_out_text(finished.held_out)
+
+
+def test_embedding_with_another_network_leaves_the_drawn_visuals(library):
+    from annotations.selectors import track_visuals_path, track_visuals_stored
+    from annotations.worker.analysis import embeddings_ensure
+
+    track = library[0]
+    embeddings_ensure([track], backbone_name="pitch_class")
+    path = track_visuals_path(track)
+    drawn = path.stat().st_mtime_ns
+    track.refresh_from_db()
+    assert track_visuals_stored(track) is not None
+    # Another network's embedding (what a pretraining's measurement or a new model computes) keeps them...
+    stored, failures = embeddings_ensure([track], backbone_name="skey")
+    assert (track.pk, 0) in stored and not failures
+    assert path.stat().st_mtime_ns == drawn
+    # ...and draws them again only when they are gone.
+    path.unlink()
+    Embedding.objects.filter(track=track, backbone="skey").delete()
+    embeddings_ensure([track], backbone_name="skey")
+    assert track_visuals_stored(track) is not None
