@@ -74,19 +74,29 @@ def _network_alone(tracks: list[Track], checkpoint: str, alive) -> dict[int, np.
     return {track.pk: row for track, row in zip(embedded, probabilities, strict=True)}
 
 
-def held_out_comparison(*, before: str | None, after: str, alive) -> dict:
+def held_out_comparison(*, before: str | None, after: str, alive, progress=None) -> dict:
     """The network alone (its own key channels; no head, no labels) on the held-out split's key-labelled
     tracks, with the weights pretraining started from (`before`; None: it started from random weights)
     and with its checkpoint (`after`): each side's mir_eval scores and the paired gain. Those tracks never
     enter pretraining, so this is what pretraining on this library bought before any head is trained;
-    {"n": 0} when no held-out track has a key label yet."""
+    {"n": 0} when no held-out track has a key label yet. `progress(fraction)` as it goes, track by track."""
     tracks = list(  # the held-out tracks a training evaluates on (worker.training.model_train)
         Track.objects.filter(split=Track.Split.TEST, consensus_label="key")
         .exclude(status=Track.Status.FAILED)
         .order_by("id")
     )
-    after_probabilities = _network_alone(tracks, after, alive) if tracks else {}
-    before_probabilities = _network_alone(tracks, before, alive) if tracks and before is not None else {}
+    seen, sides = [0], 1 if before is None else 2
+
+    def tick() -> None:  # called before each track of each side
+        if progress is not None:
+            progress(seen[0] / (sides * len(tracks)))
+            seen[0] += 1
+        alive()
+
+    after_probabilities = _network_alone(tracks, after, tick) if tracks else {}
+    before_probabilities = _network_alone(tracks, before, tick) if tracks and before is not None else {}
+    if progress is not None:
+        progress(1.0)
     if before is not None:
         tracks = [track for track in tracks if track.pk in before_probabilities]
     tracks = [track for track in tracks if track.pk in after_probabilities]
@@ -157,8 +167,18 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
         )
         started_from = "" if shipped.is_file() else None  # "": the shipped weights
         PretrainingRun.objects.filter(pk=run_id).update(progress=0.9, heartbeat_at=timezone.now())
+
+        def measuring(fraction: float) -> None:  # the last tenth of the bar, with the heartbeat
+            if time.monotonic() - last[0] > 2.0:
+                last[0] = time.monotonic()
+                PretrainingRun.objects.filter(pk=run_id).update(
+                    heartbeat_at=timezone.now(), progress=round(0.9 + 0.1 * fraction, 3)
+                )
+
         try:
-            held_out = held_out_comparison(before=started_from, after=str(out), alive=alive)
+            held_out = held_out_comparison(
+                before=started_from, after=str(out), alive=alive, progress=measuring
+            )
         except Exception as error:  # the checkpoint is good; only the measurement failed
             logger.exception("pretraining run %s: measuring it on the held-out tracks failed", run_id)
             held_out = {"n": 0, "error": error_text(error)}

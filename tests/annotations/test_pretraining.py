@@ -150,3 +150,14 @@ def test_embedding_with_another_network_leaves_the_drawn_visuals(library):
     Embedding.objects.filter(track=track, backbone="skey").delete()
     embeddings_ensure([track], backbone_name="skey")
     assert track_visuals_stored(track) is not None
+
+
+def test_held_out_comparison_reports_its_progress_track_by_track(library):
+    from annotations.worker.pretraining import held_out_comparison
+
+    Track.objects.filter(pk__in=[t.pk for t in library[1:3]]).update(split=Track.Split.TEST)
+    annotation_import(track=library[1], label=LabelValue.parse("A minor"))
+    fractions = []
+    held_out = held_out_comparison(before="", after="", alive=lambda: None, progress=fractions.append)
+    assert held_out["n"] == 2  # D major and A minor; the unlabelled held-out track is not read
+    assert fractions == [0.0, 0.25, 0.5, 0.75, 1.0]  # two tracks, before and after
