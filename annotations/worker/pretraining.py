@@ -153,6 +153,14 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             n_tracks=len(tracks), n_labelled=n_labelled, progress=0.1, checkpoint_path=str(out)
         )
         shipped = default_checkpoint()
+        # Only a run's later attempts have a checkpoint of their own to continue; a file there on the first
+        # is another run's with the same id (a database reset, the tests' rolled-back ids) and is replaced.
+        resume = run.attempts > 1 and out.is_file()
+        if not resume and out.is_file():
+            logger.warning(
+                "pretraining run %s: replacing %s, left by an earlier run with this id", run_id, out
+            )
+            out.unlink()
         result = pretrain(
             tracks,
             out=out,
@@ -160,8 +168,8 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
                 steps=run.steps_total, checkpoint_seconds=settings.KEYWEB["PRETRAINING_CHECKPOINT_S"]
             ),
             device=device,
-            resume=out.is_file(),  # a run whose worker died continues from its last checkpoint
-            init_from=shipped if shipped.is_file() and not out.is_file() else None,
+            resume=resume,  # a run whose worker died continues from its last checkpoint
+            init_from=shipped if shipped.is_file() and not resume else None,
             progress=report,
             data_description={"library_tracks": len(tracks), "labelled": n_labelled, "run": run_id},
         )

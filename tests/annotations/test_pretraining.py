@@ -105,6 +105,18 @@ def test_a_killed_pretraining_continues_from_its_checkpoint(library, settings, m
     assert checkpoint["pretraining"]["step"] == 2 and len(checkpoint["pretraining"]["losses"]) == 2
 
 
+def test_a_first_attempt_replaces_a_checkpoint_another_run_left_under_its_id(library, monkeypatch):
+    monkeypatch.setattr(app, "send_task", lambda *args, **kwargs: None)
+    run, _ = pretraining_request(steps=2, on_worker=False)
+    left = pretraining_checkpoint_path(run.pk)  # e.g. the database was reset and the model folder kept
+    left.parent.mkdir(parents=True, exist_ok=True)
+    left.write_bytes(b"not this run's checkpoint")
+    finished = pretraining_run(run_id=run.pk)
+    assert finished.status == PretrainingRun.Status.READY, finished.error
+    assert finished.steps_done == 2 and finished.resumed_from == 0
+    assert torch.load(left, weights_only=True)["pretraining"]["step"] == 2
+
+
 def test_held_out_comparison_without_labelled_held_out_tracks_says_so(library):
     from annotations.services.pretraining import held_out_text
     from annotations.worker.pretraining import held_out_comparison
