@@ -24,18 +24,11 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.devbench import embed, summary_of  # noqa: E402
-from ml.backbones import get_backbone  # noqa: E402
+from bench.devbench import backbone_from, curve_draw, embed, summary_of, train_point  # noqa: E402
 from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import predict_tracks  # noqa: E402
 from ml.labelfile import read_label_file  # noqa: E402
 from ml.metrics import bootstrap_interval, paired_difference  # noqa: E402
-from ml.training import TrainingExample, train_key_model  # noqa: E402
-
-
-def backbone_from(spec: str):
-    name, _, checkpoint = spec.partition("@")  # as bench/devbench.py: "skey@CKPT" is skey with other weights
-    return get_backbone(name, checkpoint_path=checkpoint) if checkpoint else get_backbone(name)
 
 
 def measure(spec: str, train_rows, test_rows, args) -> dict:
@@ -46,17 +39,14 @@ def measure(spec: str, train_rows, test_rows, args) -> dict:
     truth = np.array([key.index for key in test_keys])
     seeds, overconfidence = [], []
     for seed in args.seeds:
-        # The curves' draw (bench/devbench.py), so a point here is the same model as the curve's point.
-        chosen = np.random.default_rng([seed, args.labels]).permutation(len(train_rows))[: args.labels]
-        examples = [
-            TrainingExample(window_embeddings=train_embeddings[i], key=train_rows[i].key) for i in chosen
-        ]
-        model = train_key_model(
-            train=examples,
-            backbone_name=backbone.name,
-            cyclic=backbone.cyclic_transposition,
-            time_budget_s=args.time_budget,
+        chosen = curve_draw(len(train_rows), size=args.labels, seed=seed)[: args.labels]
+        model = train_point(
+            backbone,
+            train_embeddings,
+            [row.key for row in train_rows],
+            chosen,
             seed=seed,
+            time_budget_s=args.time_budget,
         )
         probabilities = predict_tracks(model.head, test_embeddings)
         confidence = probabilities.max(axis=1)

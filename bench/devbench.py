@@ -93,21 +93,39 @@ def embed(backbone, paths, cache_dir: Path) -> tuple[list[np.ndarray], float]:
     return embeddings, time.perf_counter() - started
 
 
+def backbone_from(label: str):
+    """A backbone by name, or "skey@CKPT": the skey backbone with other weights (curves without the
+    shipped network)."""
+    name, _, checkpoint = label.partition("@")
+    return get_backbone(name, checkpoint_path=checkpoint) if checkpoint else get_backbone(name)
+
+
+def curve_draw(n_pieces: int, *, size: int, seed: int) -> np.ndarray:
+    """The order in which a curve point's seed draws train pieces: it labels the first `size` of them.
+    bench/calibration_shift.py and bench/pool_scenario.py use the same draws, so their models are the
+    curves' models."""
+    return np.random.default_rng([seed, size]).permutation(n_pieces)
+
+
+def train_point(backbone, embeddings, keys, chosen, *, seed: int, time_budget_s: float):
+    """The fixed recipe (what a retraining runs) on the `chosen` pieces."""
+    return train_key_model(
+        train=[TrainingExample(window_embeddings=embeddings[i], key=keys[i]) for i in chosen],
+        backbone_name=backbone.name,
+        cyclic=backbone.cyclic_transposition,
+        time_budget_s=time_budget_s,
+        seed=seed,
+    )
+
+
 def curves(backbone, train_embeddings, train_keys, test_embeddings, test_keys, args) -> list[dict]:
     points = []
     for size in args.sizes:
         for seed in args.seeds:
-            chosen = np.random.default_rng([seed, size]).permutation(len(train_keys))[:size]
-            examples = [
-                TrainingExample(window_embeddings=train_embeddings[i], key=train_keys[i]) for i in chosen
-            ]
+            chosen = curve_draw(len(train_keys), size=size, seed=seed)[:size]
             started = time.perf_counter()
-            model = train_key_model(
-                train=examples,
-                backbone_name=backbone.name,
-                cyclic=backbone.cyclic_transposition,
-                time_budget_s=args.time_budget,
-                seed=seed,
+            model = train_point(
+                backbone, train_embeddings, train_keys, chosen, seed=seed, time_budget_s=args.time_budget
             )
             seconds = time.perf_counter() - started
             point = summary_of(predict_tracks(model.head, test_embeddings), test_keys)
@@ -349,9 +367,8 @@ def main() -> int:
     report["peers"] = {} if args.skip_peers else run_peers([str(r.path) for r in test_rows], test_keys, args)
     report["backbones"] = {}
     for label in args.backbones:
-        # "skey@CKPT": the skey backbone with other weights (curves without the shipped network).
         name, _, checkpoint = label.partition("@")
-        backbone = get_backbone(name, checkpoint_path=checkpoint) if checkpoint else get_backbone(name)
+        backbone = backbone_from(label)
         test_embeddings, test_embed_s = embed(backbone, [r.path for r in test_rows], args.cache_dir)
         train_embeddings, _ = embed(backbone, [r.path for r in train_rows], args.cache_dir)
         entry: dict = {"embed_test_s": round(test_embed_s, 1)}

@@ -26,16 +26,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.devbench import embed  # noqa: E402
+from bench.devbench import backbone_from, curve_draw, embed, train_point  # noqa: E402
 from bench.peers import PeerError, run_peer  # noqa: E402
-from ml.backbones import get_backbone  # noqa: E402
 from ml.backbones.skey import network_key_probabilities  # noqa: E402
 from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import predict_tracks  # noqa: E402
 from ml.keys import Key, Mode  # noqa: E402
 from ml.labelfile import read_label_file  # noqa: E402
 from ml.metrics import bootstrap_interval, item_scores, paired_difference  # noqa: E402
-from ml.training import TrainingExample, train_key_model  # noqa: E402
 
 
 def scores_of(probabilities: np.ndarray, keys: list[Key]) -> np.ndarray:
@@ -56,22 +54,17 @@ def summary(per_piece: np.ndarray, keys: list[Key]) -> dict:
 
 
 def curve(spec: str, rows, args) -> dict:
-    name, _, checkpoint = spec.partition("@")  # as bench/devbench.py: "skey@CKPT" is skey with other weights
-    backbone = get_backbone(name, checkpoint_path=checkpoint) if checkpoint else get_backbone(name)
+    backbone = backbone_from(spec)
     embeddings, _ = embed(backbone, [row.path for row in rows], args.cache)
     keys = [row.key for row in rows]
     points = {"0": scores_of(network_key_probabilities(embeddings), keys)}  # the network alone, all 240
     for size in args.sizes:
         per_seed = np.full((len(args.seeds), len(rows)), np.nan)
         for number, seed in enumerate(args.seeds):
-            order = np.random.default_rng([seed, size]).permutation(len(rows))  # the curves' draw
+            order = curve_draw(len(rows), size=size, seed=seed)
             labelled, rest = order[:size], order[size:]
-            model = train_key_model(
-                train=[TrainingExample(window_embeddings=embeddings[i], key=keys[i]) for i in labelled],
-                backbone_name=backbone.name,
-                cyclic=backbone.cyclic_transposition,
-                time_budget_s=args.time_budget,
-                seed=seed,
+            model = train_point(
+                backbone, embeddings, keys, labelled, seed=seed, time_budget_s=args.time_budget
             )
             probabilities = predict_tracks(model.head, [embeddings[i] for i in rest])
             per_seed[number, rest] = scores_of(probabilities, [keys[i] for i in rest])

@@ -148,6 +148,18 @@ def test_every_loss_term_is_finite_and_has_gradients_without_labels():
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
 
 
+class Killed(Exception):
+    """Stands for the worker dying in the middle of a step's progress report."""
+
+
+def killed_at(step_number: int):
+    def progress(step, steps, losses):
+        if step == step_number:
+            raise Killed
+
+    return progress
+
+
 def test_pretraining_saves_on_time_as_well_as_every_n_steps(tmp_path):
     tracks = _key_tracks(4, labelled=False)
     config = PretrainConfig(
@@ -159,15 +171,8 @@ def test_pretraining_saves_on_time_as_well_as_every_n_steps(tmp_path):
         warmup_steps=1,
     )
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_step_4(step, steps, losses):
-        if step == 4:
-            raise Killed
-
     with pytest.raises(Killed):
-        pretrain(tracks, out=tmp_path / "timed.pt", config=config, model_config=TINY, progress=kill_at_step_4)
+        pretrain(tracks, out=tmp_path / "timed.pt", config=config, model_config=TINY, progress=killed_at(4))
     # Far from 1,000 steps, but the time was due: the killed run kept every step before the kill.
     assert torch.load(tmp_path / "timed.pt", weights_only=True)["pretraining"]["step"] == 3
 
@@ -177,17 +182,8 @@ def test_pretraining_resumes_after_a_kill_and_matches_an_uninterrupted_run(tmp_p
     config = PretrainConfig(steps=6, batch_size=4, segment_seconds=1.0, checkpoint_every=2, warmup_steps=1)
     straight = pretrain(tracks, out=tmp_path / "straight.pt", config=config, model_config=TINY)
 
-    class Killed(Exception):
-        pass
-
-    def kill_at_step_3(step, steps, losses):
-        if step == 3:
-            raise Killed
-
     with pytest.raises(Killed):
-        pretrain(
-            tracks, out=tmp_path / "killed.pt", config=config, model_config=TINY, progress=kill_at_step_3
-        )
+        pretrain(tracks, out=tmp_path / "killed.pt", config=config, model_config=TINY, progress=killed_at(3))
     state = torch.load(tmp_path / "killed.pt", weights_only=True)
     assert state["pretraining"]["step"] == 2 and "optimizer" in state  # the last periodic checkpoint
     resumed = pretrain(tracks, out=tmp_path / "killed.pt", config=config, model_config=TINY, resume=True)
