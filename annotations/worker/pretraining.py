@@ -144,6 +144,15 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             )
 
     try:
+        # Only a run's later attempts have a checkpoint of their own to continue; a file there on the first
+        # is another run's with the same id (a database reset, the tests' rolled-back ids): it goes before
+        # this run's path is recorded.
+        resume = run.attempts > 1 and out.is_file()
+        if not resume and out.is_file():
+            logger.warning(
+                "pretraining run %s: replacing %s, left by an earlier run with this id", run_id, out
+            )
+            out.unlink()
         device = torch_device()
         tracks = _library_tracks(alive, device)
         if not tracks:
@@ -153,14 +162,6 @@ def pretraining_run(*, run_id: int, on_step=None) -> PretrainingRun | None:
             n_tracks=len(tracks), n_labelled=n_labelled, progress=0.1, checkpoint_path=str(out)
         )
         shipped = default_checkpoint()
-        # Only a run's later attempts have a checkpoint of their own to continue; a file there on the first
-        # is another run's with the same id (a database reset, the tests' rolled-back ids) and is replaced.
-        resume = run.attempts > 1 and out.is_file()
-        if not resume and out.is_file():
-            logger.warning(
-                "pretraining run %s: replacing %s, left by an earlier run with this id", run_id, out
-            )
-            out.unlink()
         result = pretrain(
             tracks,
             out=out,
