@@ -29,15 +29,12 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 from bench.devbench import backbone_from, curve_draw, embed, train_point  # noqa: E402
 from bench.peers import PeerError, run_peer  # noqa: E402
 from ml.backbones.skey import network_key_probabilities  # noqa: E402
+from ml.evaluation import track_scores  # noqa: E402
 from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import predict_tracks  # noqa: E402
 from ml.keys import Key, Mode  # noqa: E402
 from ml.labelfile import read_label_file  # noqa: E402
 from ml.metrics import bootstrap_interval, item_scores, paired_difference  # noqa: E402
-
-
-def scores_of(probabilities: np.ndarray, keys: list[Key]) -> np.ndarray:
-    return item_scores(keys, [Key.from_index(int(i)) for i in probabilities.argmax(axis=1)])
 
 
 def summary(per_piece: np.ndarray, keys: list[Key]) -> dict:
@@ -57,7 +54,7 @@ def curve(spec: str, rows, args) -> dict:
     backbone = backbone_from(spec)
     embeddings, _ = embed(backbone, [row.path for row in rows], args.cache)
     keys = [row.key for row in rows]
-    points = {"0": scores_of(network_key_probabilities(embeddings), keys)}  # the network alone, all 240
+    points = {"0": track_scores(network_key_probabilities(embeddings), keys)}  # the network alone, all 240
     for size in args.sizes:
         per_seed = np.full((len(args.seeds), len(rows)), np.nan)
         for number, seed in enumerate(args.seeds):
@@ -67,7 +64,7 @@ def curve(spec: str, rows, args) -> dict:
                 backbone, embeddings, keys, labelled, seed=seed, time_budget_s=args.time_budget
             )
             probabilities = predict_tracks(model.head, [embeddings[i] for i in rest])
-            per_seed[number, rest] = scores_of(probabilities, [keys[i] for i in rest])
+            per_seed[number, rest] = track_scores(probabilities, [keys[i] for i in rest])
             print(
                 json.dumps(
                     {

@@ -19,6 +19,12 @@ from ml.metrics import (
 )
 
 
+def track_scores(probabilities: np.ndarray, keys: Sequence[Key]) -> np.ndarray:
+    """mir_eval's weighted score of each track's most probable key, in order: what paired comparisons pair."""
+    estimated = [Key.from_index(int(index)) for index in np.asarray(probabilities).argmax(axis=1)]
+    return item_scores(list(keys), estimated)
+
+
 def metrics_from_probabilities(probabilities: np.ndarray, keys: Sequence[Key]) -> dict:
     """key_metrics (weighted, outcome fractions, confusion, n) of the argmax, plus ECE, NLL and
     `weighted_ci95`, the 95 % bootstrap interval of `weighted` over these tracks."""
@@ -57,13 +63,9 @@ def before_after(before: np.ndarray, after: np.ndarray, keys: Sequence[Key]) -> 
     95 % bootstrap interval."""
     if not keys:
         raise ValueError("no tracks to compare on")
-    scores = {
-        name: item_scores(list(keys), [Key.from_index(int(i)) for i in np.asarray(rows).argmax(axis=1)])
-        for name, rows in (("before", before), ("after", after))
-    }
     return {
         "n": len(keys),
         "before": summary_metrics(before, keys),
         "after": summary_metrics(after, keys),
-        "gain": paired_difference(scores["after"], scores["before"]),
+        "gain": paired_difference(track_scores(after, keys), track_scores(before, keys)),
     }

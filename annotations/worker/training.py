@@ -13,10 +13,9 @@ from django.db import transaction
 from django.db.models import F
 from django.utils import timezone
 
-from ml.evaluation import head_evaluate
+from ml.evaluation import head_evaluate, track_scores
 from ml.heads import predict_tracks, save_head
 from ml.keys import Key
-from ml.metrics import item_scores
 from ml.training import TrainingExample, train_key_model
 
 from ..models import ModelVersion, Track
@@ -62,8 +61,7 @@ def _training_examples(
 def _track_scores(head, examples) -> list[float]:
     """mir_eval's weighted score of each held-out track, in `examples` order (for paired comparisons)."""
     probabilities = predict_tracks(head, [e.window_embeddings for e in examples])
-    estimated = [Key.from_index(int(index)) for index in probabilities.argmax(axis=1)]
-    return item_scores([example.key for example in examples], estimated).tolist()
+    return track_scores(probabilities, [example.key for example in examples]).tolist()
 
 
 def _test_metrics(head, examples) -> dict:
