@@ -24,7 +24,14 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.devbench import backbone_from, curve_draw, embed, summary_of, train_point  # noqa: E402
+from bench.devbench import (  # noqa: E402
+    backbone_from,
+    curve_draw,
+    embed,
+    split_benchmark_arguments,
+    summary_of,
+    train_point,
+)
 from ml.files import json_write_atomic  # noqa: E402
 from ml.heads import predict_tracks  # noqa: E402
 from ml.labelfile import read_label_file  # noqa: E402
@@ -82,13 +89,9 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--devbench", type=Path, default=Path("var/devbench"))
+    split_benchmark_arguments(parser)
     parser.add_argument("--backbones", nargs="+", default=["skey@var/skey/run0.pt", "skey@var/skey/run1.pt"])
     parser.add_argument("--labels", type=int, default=240)
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--time-budget", type=float, default=600.0)
-    parser.add_argument("--cache", type=Path, default=Path("var/cache/embeddings"))
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     train_rows = read_label_file(args.devbench / "train.csv", allow_no_key=False)
     test_rows = read_label_file(args.devbench / "test.csv", allow_no_key=False)

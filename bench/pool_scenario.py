@@ -26,7 +26,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.devbench import backbone_from, curve_draw, embed, train_point  # noqa: E402
+from bench.devbench import backbone_from, curve_draw, embed, split_benchmark_arguments, train_point  # noqa: E402
 from bench.peers import PeerError, run_peer  # noqa: E402
 from ml.backbones.skey import network_key_probabilities  # noqa: E402
 from ml.evaluation import track_scores  # noqa: E402
@@ -85,7 +85,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
     )
-    parser.add_argument("--devbench", type=Path, default=Path("var/devbench"))
+    split_benchmark_arguments(parser)
     parser.add_argument(
         "--backbones",
         nargs="+",
@@ -93,11 +93,7 @@ def main() -> int:
         help="the first is the reference the others are paired against",
     )
     parser.add_argument("--sizes", type=int, nargs="+", default=[25, 50, 100])
-    parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
-    parser.add_argument("--time-budget", type=float, default=600.0)
-    parser.add_argument("--cache", type=Path, default=Path("var/cache/embeddings"))
     parser.add_argument("--skip-peers", action="store_true")
-    parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     rows = read_label_file(args.devbench / "train.csv", allow_no_key=False)
     keys = [row.key for row in rows]
