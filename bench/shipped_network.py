@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import csv
+import hashlib
 import json
 import subprocess
 import sys
@@ -48,11 +49,12 @@ def halves(n_pieces: int, *, seed: int) -> tuple[np.ndarray, np.ndarray]:
 
 def fine_tuned(base: Path, rows, half_a: np.ndarray, work: Path) -> Path:
     """BASE fine-tuned on half A's labels, as the shipped network was on all 240. Kept in `work` and reused
-    only when it was made from the same BASE, pieces and recipe (a record beside it says so)."""
+    only when it was made from the same BASE (path and bytes), pieces and recipe (a record beside it says so)."""
     checkpoint = work / "fine-tuned-on-half-a.pt"
     record = work / "fine-tuned-on-half-a.json"
     made_from = {
         "base": str(base.resolve()),
+        "base_sha256": hashlib.sha256(base.read_bytes()).hexdigest(),
         "half_a": [str(Path(rows[i].path).resolve()) for i in half_a],
         "fine_tuning": FINE_TUNING,
     }
