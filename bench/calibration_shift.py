@@ -15,7 +15,6 @@ ones, which is what this measures.
 
 from __future__ import annotations
 
-import argparse
 import json
 import sys
 from pathlib import Path
@@ -28,7 +27,7 @@ from bench.devbench import (  # noqa: E402
     backbone_from,
     curve_draw,
     embed,
-    split_benchmark_arguments,
+    split_benchmark_parser,
     summary_of,
     train_point,
 )
@@ -86,10 +85,7 @@ def measure(spec: str, train_rows, test_rows, args) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    split_benchmark_arguments(parser)
+    parser = split_benchmark_parser(__doc__)
     parser.add_argument("--backbones", nargs="+", default=["skey@var/skey/run0.pt", "skey@var/skey/run1.pt"])
     parser.add_argument("--labels", type=int, default=240)
     args = parser.parse_args()

@@ -107,14 +107,19 @@ def curve_draw(n_pieces: int, *, size: int, seed: int) -> np.ndarray:
     return np.random.default_rng([seed, size]).permutation(n_pieces)
 
 
-def split_benchmark_arguments(parser) -> None:
-    """The options bench/calibration_shift.py, pool_scenario.py and shipped_network.py share: where
-    devbench is, the curves' seeds, the recipe's cap, the embedding cache and the report."""
+def split_benchmark_parser(description: str) -> argparse.ArgumentParser:
+    """The parser bench/calibration_shift.py, pool_scenario.py and shipped_network.py start from: their
+    docstring as help, and the options they share (where devbench is, the curves' seeds, the recipe's
+    cap, the embedding cache, the report)."""
+    parser = argparse.ArgumentParser(
+        description=description, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     parser.add_argument("--devbench", type=Path, default=Path("var/devbench"))
     parser.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
     parser.add_argument("--time-budget", type=float, default=600.0)
     parser.add_argument("--cache", type=Path, default=Path("var/cache/embeddings"))
     parser.add_argument("--out", type=Path, required=True)
+    return parser
 
 
 def train_point(backbone, embeddings, keys, chosen, *, seed: int, time_budget_s: float):

@@ -16,7 +16,6 @@ networks are paired piece by piece. test.csv is never read.
 
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import sys
@@ -26,7 +25,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.devbench import backbone_from, curve_draw, embed, split_benchmark_arguments, train_point  # noqa: E402
+from bench.devbench import backbone_from, curve_draw, embed, split_benchmark_parser, train_point  # noqa: E402
 from bench.peers import PeerError, run_peer  # noqa: E402
 from ml.backbones.skey import network_key_probabilities  # noqa: E402
 from ml.evaluation import track_scores  # noqa: E402
@@ -82,10 +81,7 @@ def curve(spec: str, rows, args) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    split_benchmark_arguments(parser)
+    parser = split_benchmark_parser(__doc__)
     parser.add_argument(
         "--backbones",
         nargs="+",

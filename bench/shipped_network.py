@@ -17,7 +17,6 @@ channels are scored alone. The test split is never trained or tuned on.
 
 from __future__ import annotations
 
-import argparse
 import csv
 import hashlib
 import json
@@ -30,7 +29,7 @@ import numpy as np
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from bench.devbench import curve_draw, embed, piece_scores, split_benchmark_arguments, summary_of, train_point  # noqa: E402
+from bench.devbench import curve_draw, embed, piece_scores, split_benchmark_parser, summary_of, train_point  # noqa: E402
 from ml.backbones import get_backbone  # noqa: E402
 from ml.backbones.skey import network_key_probabilities  # noqa: E402
 from ml.files import json_write_atomic  # noqa: E402
@@ -141,10 +140,7 @@ def combined(paths: list[Path]) -> dict:
 
 
 def main() -> int:
-    parser = argparse.ArgumentParser(
-        description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
-    )
-    split_benchmark_arguments(parser)
+    parser = split_benchmark_parser(__doc__)
     parser.add_argument(
         "--base", type=Path, default=Path("var/skey/run1.pt"), help="the network before fine-tuning"
     )
